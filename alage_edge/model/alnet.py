@@ -1,0 +1,230 @@
+"""AL-Net: a global stream and an attention-LSTM stream, fused (see shared/design/ALNET.md).
+
+    image -> global backbone -> g -> global logits                      (GlobalStream)
+    t = 1..T: LSTM([g; l_{t-1}]) -> box_t -> crop -> local CNN -> l_t   (AttentionStream)
+    fused = head([g; mean_t l_t])   or   mean of global and local probabilities
+
+Each stream is a submodule usable on its own, and exports to its own ONNX graph.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..ages import DEX_CLASSES, HEAD_CLASSES
+from ..preprocess import IMAGENET_MEAN, IMAGENET_STD, PreprocessSpec
+from .resnet import resnet
+from .ror import ror
+
+BACKBONES = ("resnet18", "resnet34", "resnet50", "ror18", "ror34")
+# Initial glimpses (cx, cy) in [0, 1] of an aligned face: outer eye corners, forehead,
+# then the folds beside the mouth; boxes start here and learn to move.
+INIT_CENTRES = ((0.25, 0.38), (0.75, 0.38), (0.5, 0.2), (0.32, 0.68), (0.68, 0.68), (0.5, 0.82))
+
+
+@dataclass
+class ALNetConfig:
+    arch: str = "al_resnet34"
+    backbone: str = "resnet34"
+    attention: bool = True
+    head: str = "dex"
+    img_size: int = 224
+    width: int = 64
+    local_backbone: str = "resnet18"
+    local_width: int = 64
+    crop_size: int = 112
+    steps: int = 3
+    hidden: int = 512
+    s_min: float = 0.25
+    s_max: float = 0.5
+    fusion: str = "concat"
+    dropout: float = 0.0
+    drop_path: float = 0.5
+    mean: Tuple[float, float, float] = IMAGENET_MEAN
+    std: Tuple[float, float, float] = IMAGENET_STD
+
+    def __post_init__(self):
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
+        if self.local_backbone not in BACKBONES:
+            raise ValueError(f"local_backbone must be one of {BACKBONES}, got {self.local_backbone!r}")
+        if self.head not in HEAD_CLASSES:
+            raise ValueError(f"head must be one of {sorted(HEAD_CLASSES)}, got {self.head!r}")
+        if self.fusion not in ("concat", "mean"):
+            raise ValueError(f"fusion must be 'concat' or 'mean', got {self.fusion!r}")
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.img_size < 32 or self.crop_size < 16:
+            raise ValueError(f"img_size must be >= 32 and crop_size >= 16, got {self.img_size}, {self.crop_size}")
+        self.mean, self.std = tuple(self.mean), tuple(self.std)
+
+    @property
+    def num_classes(self) -> int:
+        return HEAD_CLASSES[self.head]
+
+    @property
+    def preprocess(self) -> PreprocessSpec:
+        return PreprocessSpec(size=self.img_size, mean=self.mean, std=self.std)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ALNetConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown model config keys: {unknown}")
+        return cls(**d)
+
+
+def make_backbone(name: str, width: int, drop_path: float = 0.0, dropout: float = 0.0) -> nn.Module:
+    if name.startswith("ror"):
+        return ror(name, width=width, drop_path=drop_path, dropout=dropout)
+    return resnet(name, num_classes=0, width=width)
+
+
+class GlobalStream(nn.Module):
+    """image (B,3,S,S) -> (g (B,C), global logits (B,K))."""
+
+    def __init__(self, cfg: ALNetConfig):
+        super().__init__()
+        self.backbone = make_backbone(cfg.backbone, cfg.width, cfg.drop_path, cfg.dropout)
+        self.num_features = self.backbone.num_features
+        self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 and not cfg.backbone.startswith("ror") \
+            else nn.Identity()
+        self.head = nn.Linear(self.num_features, cfg.num_classes)
+
+    def forward(self, image: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        g = self.backbone.forward_head(self.backbone.forward_features(image))
+        return g, self.head(self.dropout(g))
+
+
+class AttentionStream(nn.Module):
+    """(image, g) -> (boxes (B,T,4), local logits (B,K), fused logits (B,K))."""
+
+    def __init__(self, cfg: ALNetConfig, global_features: int, global_head: nn.Linear):
+        super().__init__()
+        from .sampler import BoxSampler, BoxSquash
+
+        self.steps, self.fusion = cfg.steps, cfg.fusion
+        self.local = make_backbone(cfg.local_backbone, cfg.local_width)
+        self.local_features = self.local.num_features
+        self.lstm = nn.LSTMCell(global_features + self.local_features, cfg.hidden)
+        self.squash = BoxSquash(cfg.s_min, cfg.s_max)
+        self.box_layers = nn.ModuleList(nn.Linear(cfg.hidden, 3) for _ in range(cfg.steps))
+        self.sampler = BoxSampler(cfg.crop_size)
+        self.local_head = nn.Linear(self.local_features, cfg.num_classes)
+        if cfg.fusion == "concat":
+            self.fused_head = nn.Linear(global_features + self.local_features, cfg.num_classes)
+        else:  # mean of probabilities needs the global head: tied, not copied
+            self.global_head = global_head
+        self.reset_boxes(0.5 * (cfg.s_min + cfg.s_max))
+
+    def reset_boxes(self, side: float) -> None:
+        """Zero weights; biases spread the T boxes over distinct face regions."""
+        for t, layer in enumerate(self.box_layers):
+            cx, cy = INIT_CENTRES[t % len(INIT_CENTRES)]
+            nn.init.zeros_(layer.weight)
+            with torch.no_grad():
+                layer.bias.copy_(self.squash.inverse(cx, cy, side))
+
+    def forward(self, image: torch.Tensor, g: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        b = g.shape[0]
+        h = g.new_zeros(b, self.lstm.hidden_size)
+        c = g.new_zeros(b, self.lstm.hidden_size)
+        l_prev = g.new_zeros(b, self.local_features)
+        boxes, feats = [], []
+        for t in range(self.steps):
+            h, c = self.lstm(torch.cat([g, l_prev], dim=1), (h, c))
+            box = self.squash(self.box_layers[t](h))
+            crop = self.sampler(image, box)
+            l_prev = self.local.forward_head(self.local.forward_features(crop))
+            boxes.append(box)
+            feats.append(l_prev)
+        local = torch.stack(feats, dim=1).mean(dim=1)
+        local_logits = self.local_head(local)
+        if self.fusion == "concat":
+            fused = self.fused_head(torch.cat([g, local], dim=1))
+        else:
+            p = 0.5 * (F.softmax(self.global_head(g), dim=1) + F.softmax(local_logits, dim=1))
+            fused = torch.log(p.clamp_min(1e-12))
+        return torch.stack(boxes, dim=1), local_logits, fused
+
+
+class ALNet(nn.Module):
+    """The whole network; ``attention=False`` gives the global-only baseline."""
+
+    def __init__(self, cfg: ALNetConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.global_stream = GlobalStream(cfg)
+        self.attention_stream: Optional[AttentionStream] = None
+        if cfg.attention:
+            self.attention_stream = AttentionStream(cfg, self.global_stream.num_features,
+                                                    self.global_stream.head)
+        self.register_buffer("ages", torch.arange(DEX_CLASSES, dtype=torch.float32), persistent=False)
+
+    def forward(self, image: torch.Tensor) -> Dict[str, torch.Tensor]:
+        g, global_logits = self.global_stream(image)
+        out = {"global_logits": global_logits}
+        if self.attention_stream is not None:
+            boxes, local_logits, fused = self.attention_stream(image, g)
+            out.update(boxes=boxes, local_logits=local_logits, fused_logits=fused)
+        else:
+            out["fused_logits"] = global_logits
+        if self.cfg.head == "dex":
+            out["age"] = F.softmax(out["fused_logits"], dim=1) @ self.ages
+        return out
+
+    def parameter_groups(self) -> Dict[str, List[nn.Parameter]]:
+        """Parameters by stream, for the staged schedule (freeze global, train attention)."""
+        groups = {"global": list(self.global_stream.parameters())}
+        if self.attention_stream is not None:
+            tied = {id(p) for p in groups["global"]}
+            groups["attention"] = [p for p in self.attention_stream.parameters() if id(p) not in tied]
+        return groups
+
+
+def count_flops(model: ALNet, batch: int = 1) -> float:
+    """Multiply-accumulates x2 of convolutions, linears, LSTM cells and the sampler, at img_size."""
+    flops = 0.0
+
+    def conv_hook(m, inp, out):
+        nonlocal flops
+        k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
+        flops += 2.0 * out.numel() * k
+
+    def linear_hook(m, inp, out):
+        nonlocal flops
+        flops += 2.0 * out.numel() * m.in_features
+
+    def lstm_hook(m, inp, out):
+        nonlocal flops
+        flops += 2.0 * inp[0].shape[0] * 4 * m.hidden_size * (m.input_size + m.hidden_size)
+
+    handles = []
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            handles.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, nn.Linear):
+            handles.append(m.register_forward_hook(linear_hook))
+        elif isinstance(m, nn.LSTMCell):
+            handles.append(m.register_forward_hook(lstm_hook))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(batch, 3, model.cfg.img_size, model.cfg.img_size))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return flops / batch

@@ -1,0 +1,35 @@
+"""Named models: ``build_model(name, head=..., **config)`` and ``list_models()``."""
+from __future__ import annotations
+
+from typing import Callable, Dict, List
+
+from .alnet import ALNet, ALNetConfig
+
+_REGISTRY: Dict[str, Callable[..., ALNetConfig]] = {}
+
+
+def register_model(name: str, **defaults) -> None:
+    def make(**config) -> ALNetConfig:
+        return ALNetConfig(**{**defaults, **config, "arch": name})
+
+    _REGISTRY[name] = make
+
+
+def list_models() -> List[str]:
+    return sorted(_REGISTRY)
+
+
+def model_config(name: str, head: str = "dex", **config) -> ALNetConfig:
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    return _REGISTRY[name](head=head, **config)
+
+
+def build_model(name: str, head: str = "dex", **config) -> ALNet:
+    """Build a registered model, e.g. ``build_model("al_resnet18", head="groups", img_size=128)``."""
+    return ALNet(model_config(name, head=head, **config))
+
+
+for _bb in ("resnet18", "resnet34", "resnet50", "ror18", "ror34"):
+    register_model(f"al_{_bb}", backbone=_bb, attention=True)  # attention-LSTM models
+    register_model(_bb, backbone=_bb, attention=False)  # global-only baselines for ablations

@@ -1,0 +1,119 @@
+"""ONNX export of the two streams: structure, dynamic batch, parity with PyTorch in ONNX Runtime."""
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from alage_edge.ages import decode  # noqa: E402
+from alage_edge.data.synth import render  # noqa: E402
+from alage_edge.manifest import Manifest  # noqa: E402
+from alage_edge.model import build_model  # noqa: E402
+from convert.export import ExportError, export_bundle, export_onnx  # noqa: E402
+
+from .conftest import TINY, logits_close  # noqa: E402
+
+ATTENTION_MODELS = ["al_resnet18", "al_resnet34", "al_resnet50", "al_ror18", "al_ror34"]
+
+
+def _inputs(batch: int, kind: str) -> np.ndarray:
+    if kind == "random":
+        return np.random.default_rng(batch).normal(size=(batch, 3, 64, 64)).astype(np.float32)
+    # structured: synthetic faces, a ramp and a flat image, normalised like the runtime does
+    from alage_edge.preprocess import PreprocessSpec, normalize
+
+    spec = PreprocessSpec(size=64)
+    imgs = [render(3, i, 64).image for i in range(batch)]
+    ramp = np.tile(np.linspace(0, 255, 64, dtype=np.uint8)[None, :, None], (64, 1, 3))
+    imgs[-1] = ramp if batch > 1 else imgs[-1]
+    return normalize(np.stack(imgs), spec)
+
+
+@pytest.fixture(scope="module", params=ATTENTION_MODELS)
+def exported(request, tmp_path_factory):
+    torch.manual_seed(0)
+    kw = dict(TINY, fusion="mean") if request.param == "al_ror18" else dict(TINY)
+    model = build_model(request.param, **kw).eval()
+    out = tmp_path_factory.mktemp(request.param)
+    export_bundle(model, out)
+    return model, out
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+@pytest.mark.parametrize("kind", ["random", "structured"])
+def test_onnxruntime_matches_pytorch(exported, batch, kind):
+    model, out = exported
+    x = _inputs(batch, kind)
+    with torch.no_grad():
+        ref = {k: v.numpy() for k, v in model(torch.from_numpy(x)).items()}
+    fused = ort.InferenceSession(str(out / "alnet.onnx"), providers=["CPUExecutionProvider"])
+    names = [o.name for o in fused.get_outputs()]
+    got = dict(zip(names, fused.run(None, {"image": x})))
+    glob = ort.InferenceSession(str(out / "global.onnx"), providers=["CPUExecutionProvider"])
+    att = ort.InferenceSession(str(out / "attention.onnx"), providers=["CPUExecutionProvider"])
+    g, gl = glob.run(None, {"image": x})
+    boxes, ll, fl = att.run(None, {"image": x, "g": g})
+    split = {"global_logits": gl, "boxes": boxes, "local_logits": ll, "fused_logits": fl}
+    for outs in (got, split):
+        assert np.abs(outs["boxes"] - ref["boxes"]).max() < 1e-4
+        for k in ("global_logits", "local_logits", "fused_logits"):
+            assert logits_close(outs[k], ref[k], atol=1e-3, rtol=1e-3), k
+        age = decode(outs["fused_logits"], "dex")["age"]
+        assert np.abs(age - ref["age"]).max() < 0.01
+
+
+def test_graph_structure_and_manifest(exported):
+    model, out = exported
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["opset"] == 17 and man["model"]["arch"] == model.cfg.arch
+    assert set(man["files"]) == {"global.onnx", "attention.onnx", "alnet.onnx", "model.pt"}
+    for name in ("global.onnx", "attention.onnx", "alnet.onnx"):
+        m = onnx.load(str(out / name))
+        onnx.checker.check_model(m)
+        ops = {n.op_type for n in m.graph.node}
+        assert "AffineGrid" not in ops
+        assert [o.version for o in m.opset_import if o.domain in ("", "ai.onnx")] == [17]
+        for v in list(m.graph.input) + list(m.graph.output):
+            assert v.type.tensor_type.shape.dim[0].dim_param == "batch"
+        if name != "global.onnx":
+            assert "GridSample" in ops and "MatMul" in ops
+            gs = next(n for n in m.graph.node if n.op_type == "GridSample")
+            attrs = {a.name: a for a in gs.attribute}
+            assert attrs["mode"].s == b"bilinear" and attrs["align_corners"].i == 0
+    Manifest.load(out).verify()
+
+
+def test_export_runs_batch_8_after_tracing_with_2(tiny_bundle):
+    sess = ort.InferenceSession(str(tiny_bundle / "alnet.onnx"), providers=["CPUExecutionProvider"])
+    outs = sess.run(None, {"image": np.zeros((8, 3, 64, 64), np.float32)})
+    assert outs[0].shape[0] == 8
+
+
+def test_export_leaves_the_model_in_eval_mode(tmp_path):
+    model = build_model("al_resnet18", **TINY).eval()
+    export_bundle(model, tmp_path / "b")
+    assert not any(m.training for m in model.modules())
+
+
+def test_global_only_baseline_exports_one_stream(tmp_path):
+    model = build_model("resnet18", head="groups", **TINY).eval()
+    man = export_bundle(model, tmp_path / "b")
+    assert set(man.io) == {"global", "fused"}
+    x = np.random.default_rng(0).normal(size=(2, 3, 64, 64)).astype(np.float32)
+    sess = ort.InferenceSession(str(tmp_path / "b" / "alnet.onnx"), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x))["global_logits"].numpy()
+    assert logits_close(sess.run(None, {"image": x})[0], ref, 1e-4, 1e-4)
+
+
+def test_export_refuses_batch_1_and_bad_opsets(tmp_path):
+    model = build_model("resnet18", **TINY).eval()
+    with pytest.raises(ExportError, match="batch of at least 2"):
+        export_onnx(model.global_stream, (torch.zeros(1, 3, 64, 64),), tmp_path / "g.onnx", ["image"], ["g", "l"])
+    with pytest.raises(ExportError, match="opset"):
+        export_onnx(model.global_stream, (torch.zeros(2, 3, 64, 64),), tmp_path / "g.onnx", ["image"], ["g", "l"],
+                    opset=20)
+    assert not (tmp_path / "g.onnx").exists()
