@@ -17,14 +17,16 @@ from .preprocess import Geometry, ImageError, centre_region, describe, load_imag
 from .results import AgeResult, make_results
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
-# Which artifact a backend runs for a precision (openvino bf16 = fp32 weights, bf16 hint).
+# Which artifacts a backend runs for a precision, in order of preference: (format, precision, variant);
+# variant None takes any. OpenVINO bf16 = fp32 weights with a bf16 hint; CPUs prefer the U8S8 Q/DQ.
 SOURCES = {
-    "openvino": {"fp32": [("openvino", "fp32"), ("onnx", "fp32")], "fp16": [("openvino", "fp16")],
-                 "bf16": [("openvino", "fp32"), ("onnx", "fp32")],
-                 "int8": [("openvino", "int8"), ("qdq", "int8")]},
-    "onnxruntime": {"fp32": [("onnx", "fp32")], "int8": [("qdq", "int8")]},
-    "torch": {"fp32": [("torch", "fp32")], "fp16": [("torch", "fp32")]},
-    "tensorrt": {p: [("tensorrt", p)] for p in ("fp32", "fp16", "int8")},
+    "openvino": {"fp32": [("openvino", "fp32", None), ("onnx", "fp32", None)],
+                 "fp16": [("openvino", "fp16", None)],
+                 "bf16": [("openvino", "fp32", None), ("onnx", "fp32", None)],
+                 "int8": [("openvino", "int8", None), ("qdq", "int8", "u8s8"), ("qdq", "int8", None)]},
+    "onnxruntime": {"fp32": [("onnx", "fp32", None)], "int8": [("qdq", "int8", "u8s8"), ("qdq", "int8", None)]},
+    "torch": {"fp32": [("torch", "fp32", None)], "fp16": [("torch", "fp32", None)]},
+    "tensorrt": {p: [("tensorrt", p, None)] for p in ("fp32", "fp16", "int8")},
 }
 
 
@@ -40,18 +42,21 @@ class Choice(str):
         return obj
 
 
-def find_artifact(manifest: Manifest, backend: str, precision: Optional[str]) -> Tuple[Optional[Artifact], str]:
-    """The artifact ``backend`` would run at ``precision`` (None: the most accurate one present)."""
-    table = SOURCES.get(backend, {})
+def find_artifact(manifest: Manifest, backend: str, precision: Optional[str],
+                  fmt: Optional[str] = None) -> Tuple[Optional[Artifact], str]:
+    """The artifact ``backend`` would run at ``precision`` (None: the most accurate one present),
+    optionally only of artifact format ``fmt``."""
+    table = {p: [(f, q, v) for f, q, v in src if fmt is None or f == fmt]
+             for p, src in SOURCES.get(backend, {}).items()}
     wanted = [precision] if precision else [p for p in PRECISIONS if p in table and p != "bf16"]
     if precision and precision not in table:
         return None, f"{backend} does not run {precision} (it runs {', '.join(table)})"
     for p in wanted:
-        for fmt, prec in table[p]:
-            found = manifest.find(fmt, prec)
+        for f, prec, variant in table[p]:
+            found = [a for a in manifest.find(f, prec) if variant is None or a.info.get("variant") == variant]
             if found:
                 return found[-1], p
-    kinds = ", ".join(f"{f} {q}" for p in wanted for f, q in table[p])
+    kinds = ", ".join(sorted({f"{f} {q}" for p in wanted for f, q, _ in table[p]}))
     return None, f"no {kinds} artifact in the bundle (build one with `alage-edge convert`)"
 
 
@@ -77,7 +82,7 @@ def _tensorrt_ready(manifest: Manifest, artifact: Artifact) -> Optional[str]:
 
 
 def choose(manifest: Manifest, backend: str = "auto", precision: Optional[str] = None,
-           device: Optional[str] = None) -> Tuple[type, Artifact, Choice]:
+           device: Optional[str] = None, fmt: Optional[str] = None) -> Tuple[type, Artifact, Choice]:
     if precision is not None and precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     names = list(AUTO_ORDER) if backend == "auto" else [backend]
@@ -88,7 +93,7 @@ def choose(manifest: Manifest, backend: str = "auto", precision: Optional[str] =
         if not ok:
             why[name] = reason
             continue
-        art, prec = find_artifact(manifest, name, precision)
+        art, prec = find_artifact(manifest, name, precision, fmt)
         if art is None:
             why[name] = prec
             continue
@@ -115,13 +120,15 @@ class AgeEstimator:
 
     @classmethod
     def load(cls, bundle, backend: str = "auto", precision: Optional[str] = None, device: Optional[str] = None,
-             batch_size: int = 8, detect_faces: bool = False, **options) -> "AgeEstimator":
+             batch_size: int = 8, detect_faces: bool = False, artifact: Optional[str] = None,
+             **options) -> "AgeEstimator":
         """Open a bundle and load the best (or the named) backend for it.
 
-        ``options`` go to the backend (e.g. ``cuda_graphs=True`` for torch on CUDA,
+        ``artifact`` restricts the artifact format (e.g. "qdq" to run the Q/DQ ONNX in
+        OpenVINO); ``options`` go to the backend (``cuda_graphs=True`` for torch on CUDA,
         ``graph="fused"``, ``threads=2``)."""
         manifest = Manifest.load(bundle)
-        klass, artifact, choice = choose(manifest, backend, precision, device)
+        klass, artifact, choice = choose(manifest, backend, precision, device, artifact)
         runner = klass(manifest, artifact, device=device, precision=choice.precision, **options).load()
         return cls(manifest, runner, choice, batch_size, detect_faces)
 

@@ -51,3 +51,105 @@ def export_main(argv: Optional[List[str]] = None) -> int:
     for rel, size in rows:
         print(f"  {rel:<16} {size}")
     return 0
+
+
+def _batch(text: str):
+    parts = tuple(int(p) for p in text.split(","))
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError("--batch takes MIN,OPT,MAX")
+    return parts
+
+
+def convert_main(argv: Optional[List[str]] = None) -> int:
+    from alage_edge.formats import FORMATS
+
+    p = argparse.ArgumentParser(
+        prog="alage-edge convert",
+        description="Build deployable artifacts into a bundle (written by `alage-edge export`) and record each "
+                    "in manifest.json with its precision, sha256, tool versions and calibration.\n\n"
+                    + "\n".join(f"  {f.name:<9} {', '.join(f.precisions):<16} {f.doc}" for f in FORMATS.values()
+                                if f.builder),
+        epilog="examples:\n"
+               "  alage-edge convert bundle/ --to openvino --precision fp32\n"
+               "  alage-edge convert bundle/ --to openvino --precision int8 --data synth --calib-size 300\n"
+               "  alage-edge convert bundle/ --to openvino --precision int8 --data synth --max-drop 0.3\n"
+               "  alage-edge convert bundle/ --to qdq --data synth          (on any machine)\n"
+               "  alage-edge convert bundle/ --to tensorrt --precision fp16 --dla-core 0   (on the Jetson)\n"
+               "  alage-edge convert bundle/ --to tensorrt --precision int8 --data calib_faces/",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("bundle", help="bundle folder with manifest.json")
+    p.add_argument("--to", required=True, choices=[f.name for f in FORMATS.values() if f.builder])
+    p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default=None,
+                   help="default: fp32 (int8 for qdq)")
+    p.add_argument("--data", default=None, help="calibration data: synth, a data set spec, an image folder or .npy")
+    p.add_argument("--calib-size", type=int, default=300, help="calibration images (warns below 300, refuses below 32)")
+    p.add_argument("--max-drop", type=float, default=None,
+                   help="openvino int8: accuracy-controlled quantisation, largest allowed MAE increase (years)")
+    p.add_argument("--int8-scope", choices=["global", "global+local"], default="global+local",
+                   help="what goes to INT8: the global stream only, or also the local CNN (never the glue)")
+    p.add_argument("--qdq-flavour", choices=["both", "tensorrt", "cpu"], default="both",
+                   help="qdq: symmetric int8 activations for TensorRT, uint8 for CPUs, or both (default)")
+    p.add_argument("--dla-core", type=int, default=None, help="tensorrt: run the global stream on this DLA core")
+    p.add_argument("--workspace", type=float, default=2.0, help="tensorrt: builder workspace in GiB")
+    p.add_argument("--batch", type=_batch, default=(1, 8, 32), help="tensorrt: optimisation profile MIN,OPT,MAX")
+    p.add_argument("--int8-path", choices=["calibrator", "qdq"], default=None,
+                   help="tensorrt int8: implicit calibrator (TensorRT <= 10) or explicit Q/DQ (default by version)")
+    p.add_argument("--cache", default=None, help="folder for cached synth splits")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    fmt = FORMATS[args.to]
+    precision = args.precision or ("int8" if args.to == "qdq" else "fp32")
+    if precision not in fmt.precisions:
+        p.error(f"{args.to} builds {', '.join(fmt.precisions)}, not {precision}")
+    import importlib
+
+    module, func = fmt.builder.split(":")
+    build = getattr(importlib.import_module(module), func)
+    arts = build(args.bundle, precision=precision, data=args.data, calib_size=args.calib_size,
+                 max_drop=args.max_drop, int8_scope=args.int8_scope, flavour=args.qdq_flavour,
+                 dla_core=args.dla_core, workspace=args.workspace, batch=args.batch, int8_path_=args.int8_path,
+                 progress=not args.no_progress, cache_dir=args.cache)
+    for art in (arts if isinstance(arts, list) else [arts]):
+        print(f"{art.key}: " + ", ".join(f"{k}={v}" for k, v in art.files.items())
+              + f"  ({art.info.get('seconds', 0):.1f} s)")
+        if "calibration" in art.info:
+            c = art.info["calibration"]
+            print(f"  calibrated on {c.get('images')} images of {c.get('source')} ({c.get('method')})")
+    return 0
+
+
+def check_main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="alage-edge check",
+        description="Read a bundle's ONNX graphs (and its Q/DQ graphs) and report, node by node, what the "
+                    "ONNX-TensorRT parser of a version would reject (error) or handle differently (warning): "
+                    "unsupported ops such as AffineGrid, GridSample at opset 20+, LSTM attributes, Q/DQ with "
+                    "non-zero zero points or in front of float-only layers, fixed batch axes. No TensorRT "
+                    "needed; exits 1 on an error.",
+        epilog="examples:\n  alage-edge check bundle/ --target tensorrt-10\n"
+               "  alage-edge check bundle/ --target tensorrt-11 --graph other.onnx",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("bundle", nargs="?", help="bundle folder")
+    p.add_argument("--target", choices=["tensorrt", "tensorrt-10", "tensorrt-11"], default="tensorrt-10")
+    p.add_argument("--graph", action="append", default=None, help="check these ONNX files instead of a bundle")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    if not args.bundle and not args.graph:
+        p.error("give a bundle or --graph FILE")
+    from dataclasses import asdict
+
+    from alage_edge.table import table
+
+    from .trtcheck import check_bundle
+
+    findings = check_bundle(args.bundle, args.target, graphs=args.graph)
+    errors = [f for f in findings if f.severity == "error"]
+    if args.json:
+        print(json.dumps([asdict(f) for f in findings], indent=2))
+    else:
+        if findings:
+            print(table(["graph", "node", "op", "severity", "message"],
+                        [(f.graph, f.node, f.op, f.severity, f.message) for f in findings]))
+        print(f"{args.target}: {len(errors)} error(s), {len(findings) - len(errors)} warning(s)"
+              + ("" if errors else " - the graphs should parse"))
+    return 1 if errors else 0

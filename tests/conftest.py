@@ -46,3 +46,51 @@ def logits_close(a: np.ndarray, b: np.ndarray, atol: float, rtol: float) -> bool
     """An element fails only if it exceeds both the absolute and the relative tolerance."""
     diff = np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))
     return bool(np.all((diff <= atol) | (diff <= rtol * np.abs(np.asarray(b, np.float64)))))
+
+
+# Trained long enough that INT8 is judged on realistic weights (random or barely trained weights make
+# INT8 look far worse than it is), small enough to build in about a minute.
+TRAINED = dict(arch="al_resnet18", model=dict(img_size=64, width=16, local_width=16, crop_size=32, hidden=64),
+               data="synth:n=768,n_val=64,n_test=64,seed=5", epochs=(4, 2, 2), batch_size=32, optimizer="adamw",
+               lr=3e-3, l1=0.05, seed=0)
+
+
+@pytest.fixture(scope="session")
+def trained_bundle(request, tmp_path_factory):
+    """A tiny al_resnet18 trained on synth, exported and converted to every CPU format.
+
+    Built once and cached in .pytest_cache (keyed by its configuration), so parity is
+    measured on trained weights, not random ones."""
+    torch_or_skip()
+    pytest.importorskip("onnxruntime")
+    import hashlib
+    import json
+    import shutil
+
+    key = hashlib.sha256(json.dumps(TRAINED, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    root = request.config.cache.mkdir(f"alage-trained-{key}")
+    bundle = root / "bundle"
+    if not (bundle / ".complete").exists():
+        from alage_edge.model import load_checkpoint
+        from convert.export import export_bundle
+        from train.trainer import TrainConfig, train
+
+        if bundle.exists():
+            shutil.rmtree(bundle)
+        train(TrainConfig(out=str(root / "run"), progress=False, cache=str(root / "cache"), **TRAINED))
+        ckpt = root / "run" / "best.pt"
+        export_bundle(load_checkpoint(ckpt), bundle, checkpoint=ckpt)
+        import importlib.util
+
+        if importlib.util.find_spec("openvino") and importlib.util.find_spec("nncf"):
+            from convert.openvino import build as ov_build
+
+            for prec in ("fp32", "fp16"):
+                ov_build(bundle, prec, progress=False)
+            ov_build(bundle, "int8", data="synth:seed=5", calib_size=128, progress=False,
+                     cache_dir=str(root / "cache"))
+        from convert.qdq import build as qdq_build
+
+        qdq_build(bundle, data="synth:seed=5", calib_size=128, progress=False, cache_dir=str(root / "cache"))
+        (bundle / ".complete").write_text("ok")
+    return bundle

@@ -20,13 +20,13 @@ import numpy as np
 
 from .base import FaceSet, Record, Skips
 
-GENERATOR_VERSION = 1  # bump when drawing changes: invalidates caches
+GENERATOR_VERSION = 3  # bump when drawing changes: invalidates caches
 AGE_RANGE = (1, 95)
 REGION_NAMES = ("left_eye_corner", "right_eye_corner", "forehead", "left_fold", "right_fold")
 # Age regions in canonical face coordinates (fractions of an aligned face image):
 # centre x, centre y, width, height.
-REGIONS = ((0.24, 0.40, 0.18, 0.18), (0.76, 0.40, 0.18, 0.18), (0.50, 0.24, 0.32, 0.15),
-           (0.36, 0.64, 0.16, 0.20), (0.64, 0.64, 0.16, 0.20))
+REGIONS = ((0.245, 0.42, 0.20, 0.20), (0.755, 0.42, 0.20, 0.20), (0.50, 0.235, 0.30, 0.16),
+           (0.39, 0.65, 0.16, 0.22), (0.61, 0.65, 0.16, 0.22))
 SKIN = np.array([[255, 219, 172], [241, 194, 125], [224, 172, 105], [198, 134, 66], [141, 85, 36],
                  [255, 205, 180], [234, 192, 160]], np.float64)
 HAIR = np.array([[40, 30, 25], [90, 60, 30], [160, 120, 60], [20, 20, 20], [120, 50, 20]], np.float64)
@@ -61,12 +61,14 @@ def age_strength(age: float) -> float:
     return float(np.clip((age - AGE_RANGE[0]) / (AGE_RANGE[1] - AGE_RANGE[0]), 0, 1))
 
 
-def render(seed: int, index: int, size: int = 224, pose: float = 1.0) -> SynthSample:
-    """The (seed, index) sample at ``size`` x ``size`` pixels. ``pose=0`` draws an upright, centred face."""
+def render(seed: int, index: int, size: int = 224, pose: float = 1.0, age: Optional[float] = None) -> SynthSample:
+    """The (seed, index) sample at ``size`` x ``size`` pixels. ``pose=0`` draws an upright, centred face;
+    ``age`` draws the same face at another age (everything else unchanged)."""
     from PIL import Image, ImageDraw, ImageFilter
 
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(index)])
-    age = float(rng.integers(AGE_RANGE[0], AGE_RANGE[1] + 1))
+    drawn = float(rng.integers(AGE_RANGE[0], AGE_RANGE[1] + 1))
+    age = drawn if age is None else float(age)
     a = age_strength(age)
     tf, scale, angle = _similarity(rng, pose)
     n = size * SS
@@ -130,7 +132,9 @@ def render(seed: int, index: int, size: int = 224, pose: float = 1.0) -> SynthSa
         dv = rng.normal(0, 0.012, 2)
         d.line(px([c, c + dv]), fill=tex, width=1)
 
-    # The fine age detail: count, length and contrast grow with age.
+    # The fine age detail: count, length and contrast grow with age. Its own random stream, so the
+    # same face drawn at another age differs only here (and in the hair colour).
+    rng_face, rng = rng, np.random.default_rng([int(seed) & 0xFFFFFFFF, int(index), 1])
     line_col = skin * (1 - (0.18 + 0.42 * a) * rng.uniform(0.85, 1.15))
     line_t = tuple(int(c) for c in np.clip(line_col, 0, 255))
     count = lambda k: int(np.clip(round(k * a + rng.normal(0, 0.6)), 0, k))  # noqa: E731
@@ -158,6 +162,7 @@ def render(seed: int, index: int, size: int = 224, pose: float = 1.0) -> SynthSa
             d.line(px(np.stack([xs, ys], 1)), fill=line_t, width=max(1, SS // 2))
 
     # Down-sampling, lighting, blur, noise (at the output size: cheap).
+    rng = rng_face
     im = im.resize((size, size), Image.BILINEAR)
     blur = rng.uniform(0, 0.8)
     if blur > 0.25:

@@ -24,7 +24,7 @@ from .ror import ror
 BACKBONES = ("resnet18", "resnet34", "resnet50", "ror18", "ror34")
 # Initial glimpses (cx, cy) in [0, 1] of an aligned face: outer eye corners, forehead,
 # then the folds beside the mouth; boxes start here and learn to move.
-INIT_CENTRES = ((0.25, 0.38), (0.75, 0.38), (0.5, 0.2), (0.32, 0.68), (0.68, 0.68), (0.5, 0.82))
+INIT_CENTRES = ((0.25, 0.4), (0.75, 0.4), (0.5, 0.22), (0.36, 0.66), (0.64, 0.66), (0.5, 0.82))
 
 
 @dataclass
@@ -103,7 +103,7 @@ class GlobalStream(nn.Module):
         self.head = nn.Linear(self.num_features, cfg.num_classes)
 
     def forward(self, image: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        g = self.backbone.forward_head(self.backbone.forward_features(image))
+        g = self.backbone(image)  # a module call, so exported node names carry the module path
         return g, self.head(self.dropout(g))
 
 
@@ -126,7 +126,7 @@ class AttentionStream(nn.Module):
             self.fused_head = nn.Linear(global_features + self.local_features, cfg.num_classes)
         else:  # mean of probabilities needs the global head: tied, not copied
             self.global_head = global_head
-        self.reset_boxes(0.5 * (cfg.s_min + cfg.s_max))
+        self.reset_boxes(cfg.s_min + 0.25 * (cfg.s_max - cfg.s_min))
 
     def reset_boxes(self, side: float) -> None:
         """Zero weights; biases spread the T boxes over distinct face regions."""
@@ -146,7 +146,7 @@ class AttentionStream(nn.Module):
             h, c = self.lstm(torch.cat([g, l_prev], dim=1), (h, c))
             box = self.squash(self.box_layers[t](h))
             crop = self.sampler(image, box)
-            l_prev = self.local.forward_head(self.local.forward_features(crop))
+            l_prev = self.local(crop)  # exported as /stream/local/... (graphs.is_local_cnn relies on it)
             boxes.append(box)
             feats.append(l_prev)
         local = torch.stack(feats, dim=1).mean(dim=1)

@@ -1,0 +1,192 @@
+"""``alage-edge bench``: latency, throughput, size, memory and accuracy of every run, in one table.
+
+Rows as users know them from Ultralytics' benchmark: format | precision |
+size | MAE | drift vs PyTorch | p50 / p99 ms | images/s | peak memory, plus the
+speed-up over PyTorch eager. Warm-up, then many timed repetitions; medians.
+Writes bench.json, bench.md and bench.png (latency against drift).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _reset_peak() -> bool:
+    """Reset the process's peak RSS (Linux clear_refs 5), so each run's peak is its own."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _artifact_mb(man, est) -> float:
+    art = est.runner.artifact
+    rels = list(art.files.values()) + list(art.info.get("extra_files", []))
+    return sum(man.data["files"].get(r, {}).get("bytes", 0) for r in rels) / 1e6
+
+
+def time_infer(est, x: np.ndarray, warmup: int, iters: int, min_seconds: float = 0.0) -> np.ndarray:
+    for _ in range(warmup):
+        est.infer(x)
+    times = []
+    t_end = time.perf_counter() + min_seconds
+    while len(times) < iters or time.perf_counter() < t_end:
+        t = time.perf_counter()
+        est.infer(x)
+        times.append((time.perf_counter() - t) * 1e3)
+        if len(times) >= 20 * iters:
+            break
+    return np.array(times)
+
+
+def run_bench(bundle, keys: Optional[List[str]] = None, batches=(1, 8), data: str = "synth", n: int = 100,
+              warmup: int = 5, iters: int = 30, progress: bool = True, cache_dir: Optional[str] = None) -> dict:
+    from ..manifest import Manifest
+    from ..progress import bar
+    from ..system import machine_info
+    from . import compare
+
+    man = Manifest.load(bundle)
+    evalset = compare.synth_set(man, data, n, cache_dir)
+    ref_run = compare.reference_run()
+    todo = compare.runnable(man, keys)
+    todo = sorted(todo, key=lambda rw: rw[0].key != ref_run.key)  # the reference first
+    rows, skipped, ref_out = [], [], None
+    peak_ok = _reset_peak()
+    for run, why in bar(todo, desc="bench", disable=not progress):
+        if why:
+            skipped.append({"run": run.key, "label": run.label, "why": why})
+            continue
+        _reset_peak()
+        base = _rss_mb()
+        est = compare.load(bundle, run, batch_size=max(batches))
+        out = compare.outputs(est, evalset.images)
+        if run.key == ref_run.key:
+            ref_out = out
+        acc = compare.compare(ref_out, out, evalset.ages, 0.0, 0.0) if ref_out is not None else {}
+        for b in batches:
+            x = np.ascontiguousarray(np.resize(evalset.images, (b,) + evalset.images.shape[1:]))
+            t = time_infer(est, x, warmup, iters)
+            rows.append({"run": run.key, "label": run.label, "precision": run.precision, "backend": est.describe(),
+                         "batch": b, "size_mb": round(_artifact_mb(man, est), 2), "mae": acc.get("mae"),
+                         "drift_mean": acc.get("drift_mean"), "drift_max": acc.get("drift_max"),
+                         "p50_ms": float(np.median(t)), "p99_ms": float(np.percentile(t, 99)),
+                         "mean_ms": float(t.mean()), "reps": int(len(t)), "images_per_s": float(b / np.median(t) * 1e3),
+                         "peak_mb": round(_rss_mb() - (base if not peak_ok else 0), 1)})
+        est.close()
+    for r in rows:
+        ref = next((q for q in rows if q["run"] == ref_run.key and q["batch"] == r["batch"]), None)
+        r["speedup"] = ref["p50_ms"] / r["p50_ms"] if ref else None
+    return {"bundle": str(bundle), "model": man.model, "reference": ref_run.label, "set": evalset.name,
+            "machine": machine_info(), "warmup": warmup, "iters": iters, "peak_is_process_peak": peak_ok,
+            "rows": rows, "skipped": skipped}
+
+
+def format_report(rep: dict) -> str:
+    from ..table import table
+
+    m = rep["machine"]
+    head = (f"{rep['model']['arch']} {rep['model']['img_size']}px, {rep['set']}; "
+            f"{m['cpu']} ({m['cores']} cores, flags: {m['cpu_flags'] or '-'}); reference {rep['reference']}")
+    rows = [(r["label"], r["precision"], r["batch"], r["size_mb"], r["mae"],
+             f"{r['drift_mean']:.3f} / {r['drift_max']:.3f}" if r["drift_mean"] is not None else "-",
+             r["p50_ms"], r["p99_ms"], round(r["images_per_s"], 1), r["peak_mb"],
+             f"{r['speedup']:.2f}x" if r["speedup"] else "-") for r in rep["rows"]]
+    out = [head, table(["format", "precision", "batch", "size (MB)", "MAE", "drift mean/max (y)", "p50 ms",
+                        "p99 ms", "images/s", "peak mem (MB)", "vs eager"], rows, digits=2)]
+    if rep["skipped"]:
+        out.append("not run here: " + "; ".join(f"{s['run']} ({s['why']})" for s in rep["skipped"]))
+    return "\n".join(out)
+
+
+def plot(rep: dict, path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..atomic import write_with
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for b, marker in zip(sorted({r["batch"] for r in rep["rows"]}), "os^D"):
+        rs = [r for r in rep["rows"] if r["batch"] == b]
+        xs = [r["p50_ms"] / b for r in rs]
+        ys = [max(r["drift_mean"] or 0.0, 1e-4) for r in rs]
+        ax.scatter(xs, ys, marker=marker, label=f"batch {b}")
+        for r, x, y in zip(rs, xs, ys):
+            ax.annotate(f"{r['label']} {r['precision']}", (x, y), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("latency per image, p50 (ms)")
+    ax.set_ylabel("mean age drift vs PyTorch (years)")
+    ax.set_title(f"{rep['model']['arch']} {rep['model']['img_size']}px on {rep['machine']['cpu']}", fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = write_with(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return out
+
+
+def write_outputs(rep: dict, out_dir) -> None:
+    from ..atomic import write_json, write_text
+
+    out = Path(out_dir)
+    write_json(out / "bench.json", rep)
+    write_text(out / "bench.md", format_report(rep) + "\n")
+    try:
+        plot(rep, out / "bench.png")
+    except ImportError:
+        pass
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="alage-edge bench",
+        description="Benchmark every backend x precision this machine can run for a bundle: size, MAE, age "
+                    "drift against PyTorch, p50/p99 latency, images/s, peak memory and the speed-up over "
+                    "PyTorch eager, at each batch size. Records the machine and library versions.",
+        epilog="examples:\n  alage-edge bench bundle/\n  alage-edge bench bundle/ --batch 1,8,32 --out runs/bench\n"
+               "  alage-edge bench bundle/ --runs torch-fp32,openvino-int8-openvino --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("bundle")
+    p.add_argument("--runs", default=None, help="comma-separated runs (default: all that can run here)")
+    p.add_argument("--batch", default="1,8", help="batch sizes (default 1,8)")
+    p.add_argument("--data", default="synth", help="labelled set for MAE and drift (test split)")
+    p.add_argument("--n", type=int, default=100, help="images for MAE and drift")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--iters", type=int, default=30, help="timed repetitions per batch size")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--out", default=None, help="write bench.json, bench.md and bench.png here")
+    p.add_argument("--cache", default=None)
+    args = p.parse_args(argv)
+    rep = run_bench(args.bundle, args.runs.split(",") if args.runs else None,
+                    tuple(int(b) for b in args.batch.split(",")), args.data, args.n, args.warmup, args.iters,
+                    cache_dir=args.cache)
+    print(json.dumps(rep, indent=2) if args.json else format_report(rep))
+    if args.out:
+        write_outputs(rep, args.out)
+        print(f"wrote {args.out}/bench.json, bench.md, bench.png")
+    return 0

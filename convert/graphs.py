@@ -1,0 +1,20 @@
+"""Which parts of the exported graphs may go to INT8 (one rule, used by every quantiser).
+
+Quantise the global stream and the local CNN's convolutions; keep the
+attention glue float: LSTM gate MatMuls, the box squash, the grid MatMul, the
+sampler and the heads. TensorRT has no INT8 for those, and quantising them
+moved ages the most in a trial here. In the exported attention graph the local
+CNN's nodes are named ``/stream/local/...`` (the module path).
+"""
+from __future__ import annotations
+
+LOCAL_CNN_PREFIX = "/stream/local/"
+# ONNX op types that are quantised (everything else stays float).
+QUANTIZED_OPS = ("Conv",)
+# OpenVINO op types NNCF must leave alone in the attention graph (glue and residual adds).
+OV_GLUE_TYPES = ["MatMul", "Add", "Multiply", "Subtract", "Divide", "GridSample", "Concat", "Sigmoid", "Tanh",
+                 "Softmax", "Log", "Exp", "ReduceMean"]
+
+
+def is_local_cnn(name: str) -> bool:
+    return name.startswith(LOCAL_CNN_PREFIX) or name.startswith(LOCAL_CNN_PREFIX.lstrip("/"))

@@ -1,0 +1,134 @@
+"""OpenVINO IR per stream: fp32, fp16 (compressed weights) and INT8 with NNCF.
+
+INT8 quantises the global stream and (``int8_scope="global+local"``) the local
+CNN's convolutions; the attention glue (LSTM gates, box squash, grid
+arithmetic, sampler, heads) stays float. ``max_drop`` switches to NNCF's
+accuracy-controlled quantisation with the DEX MAE (or group accuracy) of the
+whole model as the metric.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from alage_edge.atomic import atomic_path
+from alage_edge.manifest import Artifact, Manifest, updating
+from alage_edge.system import package_versions
+
+from .calibration import CalibrationSet
+from .graphs import OV_GLUE_TYPES
+
+SCOPES = ("global", "global+local")
+
+
+def _save(model, path: Path, compress: bool) -> List[str]:
+    """save_model writes .xml + .bin: both go through temp names and are renamed together."""
+    import openvino as ov
+
+    with atomic_path(path) as tmp_xml:
+        ov.save_model(model, str(tmp_xml), compress_to_fp16=compress)
+        tmp_bin = tmp_xml.with_suffix(".bin")
+        bin_path = path.with_suffix(".bin")
+        tmp_bin.replace(bin_path)  # the .bin first: an .xml never points at a missing .bin
+    return [str(path), str(bin_path)]
+
+
+def _quantize_stream(model, stream: str, calib: CalibrationSet):
+    import nncf
+
+    # the attention graph: only the local CNN's convolutions, never the glue
+    ignored = nncf.IgnoredScope(types=OV_GLUE_TYPES, validate=False) if stream == "attention" else None
+    return nncf.quantize(model, calib.nncf_dataset(stream), subset_size=len(calib),
+                         preset=nncf.QuantizationPreset.MIXED, ignored_scope=ignored)
+
+
+def _accuracy_controlled(models: Dict[str, object], calib: CalibrationSet, val_images: np.ndarray,
+                         val_ages: np.ndarray, head: str, max_drop: float):
+    """Accuracy-controlled INT8 of the global stream; the metric is the whole model's -MAE (higher is better)."""
+    import nncf
+    import openvino as ov
+
+    from alage_edge.ages import age_to_group, decode
+
+    core = ov.Core()
+    att = core.compile_model(models["attention"], "CPU", {"INFERENCE_PRECISION_HINT": "f32"}) \
+        if "attention" in models else None
+
+    def metric(compiled, data) -> float:
+        ages, groups = [], []
+        for feed in data:
+            g_out = compiled(feed)
+            g = g_out[compiled.output("g")]
+            logits = g_out[compiled.output("global_logits")]
+            if att is not None:
+                logits = att({"image": feed["image"], "g": g})[att.output("fused_logits")]
+            d = decode(logits, head)
+            ages.append(d["age"])
+            groups.append(d["group"])
+        ages, groups = np.concatenate(ages), np.concatenate(groups)
+        if head == "dex":
+            return -float(np.mean(np.abs(ages - val_ages)))
+        return float(np.mean(groups == age_to_group(val_ages)))
+
+    val = nncf.Dataset([{"image": val_images[i:i + 1]} for i in range(len(val_images))])
+    return nncf.quantize_with_accuracy_control(models["global"], calib.nncf_dataset("global"), val, metric,
+                                               max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE,
+                                               subset_size=len(calib), preset=nncf.QuantizationPreset.MIXED)
+
+
+def build(bundle, precision: str = "fp32", data: Optional[str] = None, calib_size: int = 300,
+          max_drop: Optional[float] = None, int8_scope: str = "global+local", progress: bool = True,
+          cache_dir: Optional[str] = None, **_) -> Artifact:
+    """Write openvino/<precision>/{global,attention}.xml (+ .bin) and record them in the manifest."""
+    import openvino as ov
+
+    if precision not in ("fp32", "fp16", "int8"):
+        raise ValueError(f"OpenVINO IR precision must be fp32, fp16 or int8, got {precision!r}")
+    if int8_scope not in SCOPES:
+        raise ValueError(f"--int8-scope must be one of {SCOPES}, got {int8_scope!r}")
+    man = Manifest.load(bundle)
+    streams = [s for s in ("global", "attention") if s in man.io]
+    man.verify([man.io[s]["file"] for s in streams])
+    out_dir = Path("openvino") / precision
+    t0 = time.perf_counter()
+    models = {s: ov.convert_model(str(man.path(man.io[s]["file"]))) for s in streams}
+    info: Dict = {"tools": {k: v for k, v in package_versions().items() if k in ("openvino", "nncf")}}
+    if precision == "int8":
+        if not data:
+            raise ValueError("INT8 needs calibration data: --data synth (or a data set, folder or .npy)")
+        calib = CalibrationSet.from_spec(data, man, size=calib_size, progress=progress, cache_dir=cache_dir)
+        if max_drop is not None:
+            from alage_edge.data import open_dataset
+
+            val = open_dataset(data if data.startswith("synth") else data, split="val", size=man.preprocess.size,
+                               cache_dir=cache_dir)
+            vcal = CalibrationSet.from_spec(data, man, size=min(len(val), 200), split="val", minimum=1,
+                                            progress=progress, cache_dir=cache_dir)
+            models["global"] = _accuracy_controlled(models, calib, vcal.images, val.ages()[:len(vcal)],
+                                                    man.head, max_drop)
+            info["accuracy_control"] = {"max_drop": max_drop, "metric": "-MAE" if man.head == "dex" else "accuracy"}
+        else:
+            models["global"] = _quantize_stream(models["global"], "global", calib)
+        if "attention" in models and int8_scope == "global+local":
+            models["attention"] = _quantize_stream(models["attention"], "attention", calib)
+        info["calibration"] = {**calib.describe(), "method": "NNCF post-training (MinMax/FastBiasCorrection)",
+                               "scope": int8_scope}
+        info["quantized_streams"] = ["global"] + (["attention (local CNN convolutions)"]
+                                                  if int8_scope == "global+local" and "attention" in models else [])
+    files, extra = {}, []
+    for s, model in models.items():
+        rel = out_dir / f"{s}.xml"
+        _save(model, man.path(str(rel)), compress=(precision == "fp16"))
+        files[s] = str(rel)
+        extra.append(str(rel.with_suffix(".bin")))
+    info["extra_files"] = extra
+    info["seconds"] = round(time.perf_counter() - t0, 2)
+    art = Artifact("openvino", precision, files, info)
+    with updating(bundle) as m:
+        for rel in extra:
+            m.record_file(rel, artifact=art.key)
+        m.add_artifact(art)
+    return art

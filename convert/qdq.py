@@ -1,0 +1,114 @@
+"""The Q/DQ ONNX: explicit INT8 that TensorRT 10/11 (strongly typed), ONNX Runtime and OpenVINO all run.
+
+ONNX Runtime's ``quantize_static`` in QDQ format, per-channel symmetric INT8
+weights, only ``Conv`` nodes (the global stream and the local CNN; the
+attention glue stays float). Two flavours, because their needs conflict:
+  - ``tensorrt`` (qdq/): INT8 activations with zero point 0, the only Q/DQ
+    TensorRT parses ("x_zero_point must be zero");
+  - ``cpu`` (qdq-u8/): unsigned 8-bit asymmetric activations (U8S8), which ONNX
+    Runtime runs fast on x86 (S8S8 ran slower than fp32 there).
+NVIDIA ModelOpt is used for the TensorRT flavour when installed.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from alage_edge.atomic import write_with
+from alage_edge.manifest import Artifact, Manifest, updating
+from alage_edge.system import package_versions
+
+from .calibration import CalibrationSet
+from .graphs import QUANTIZED_OPS
+
+METHODS = ("minmax", "entropy", "percentile", "modelopt")
+
+
+FLAVOURS = {"tensorrt": ("qdq", None), "cpu": ("qdq-u8", "u8s8")}  # folder, artifact variant
+
+
+def _ort_quantize(src: Path, dst: Path, calib: CalibrationSet, stream: str, method: str, flavour: str) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    cm = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+          "percentile": CalibrationMethod.Percentile}[method]
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(src), str(pre), skip_optimization=False, skip_symbolic_shape=True)
+        quantize_static(str(pre), str(dst), calib.ort_reader(stream, batch_size=8), quant_format=QuantFormat.QDQ,
+                        op_types_to_quantize=list(QUANTIZED_OPS), per_channel=True,
+                        activation_type=QuantType.QUInt8 if flavour == "cpu" else QuantType.QInt8,
+                        weight_type=QuantType.QInt8, calibrate_method=cm,
+                        extra_options={"ActivationSymmetric": flavour != "cpu", "WeightSymmetric": True,
+                                       "CalibMovingAverage": False})
+
+
+def _modelopt_quantize(src: Path, dst: Path, calib: CalibrationSet, stream: str) -> None:
+    import numpy as np
+    from modelopt.onnx.quantization import quantize  # NVIDIA ModelOpt, optional
+
+    feeds = calib.feeds(stream, batch_size=len(calib))[0]
+    quantize(onnx_path=str(src), quantize_mode="int8", calibration_data={k: np.asarray(v) for k, v in feeds.items()},
+             op_types_to_quantize=list(QUANTIZED_OPS), output_path=str(dst))
+
+
+def build(bundle, precision: str = "int8", data: Optional[str] = None, calib_size: int = 300,
+          int8_scope: str = "global+local", method: Optional[str] = None, flavour: str = "both",
+          progress: bool = True, cache_dir: Optional[str] = None, **_) -> List[Artifact]:
+    """Write qdq/ (TensorRT flavour) and/or qdq-u8/ (CPU flavour) {global,attention}.onnx and record
+    them (an fp32 copy where a stream stays float)."""
+    if flavour not in ("both",) + tuple(FLAVOURS):
+        raise ValueError(f"--qdq-flavour must be both, tensorrt or cpu, got {flavour!r}")
+    if precision != "int8":
+        raise ValueError("the Q/DQ model is INT8 by definition (--precision int8)")
+    if not data:
+        raise ValueError("the Q/DQ model needs calibration data: --data synth (or a data set, folder or .npy)")
+    if method is None:
+        import importlib.util
+
+        method = "modelopt" if importlib.util.find_spec("modelopt") else "minmax"
+    if method not in METHODS:
+        raise ValueError(f"calibration method must be one of {METHODS}, got {method!r}")
+    man = Manifest.load(bundle)
+    streams = [s for s in ("global", "attention") if s in man.io]
+    man.verify([man.io[s]["file"] for s in streams])
+    calib = CalibrationSet.from_spec(data, man, size=calib_size, progress=progress, cache_dir=cache_dir)
+    arts = []
+    for fl in (FLAVOURS if flavour == "both" else [flavour]):
+        arts.append(_build_flavour(bundle, man, streams, calib, fl, method, int8_scope))
+    return arts
+
+
+def _build_flavour(bundle, man: Manifest, streams, calib: CalibrationSet, flavour: str, method: str,
+                   int8_scope: str) -> Artifact:
+    folder, variant = FLAVOURS[flavour]
+    method = "minmax" if (method == "modelopt" and flavour == "cpu") else method
+    t0 = time.perf_counter()
+    files: Dict[str, str] = {}
+    quantized = []
+    for s in streams:
+        src, rel = man.path(man.io[s]["file"]), f"{folder}/{s}.onnx"
+        if s == "attention" and int8_scope == "global":
+            write_with(man.path(rel), lambda tmp: shutil.copyfile(src, tmp))
+        else:
+            quant = _modelopt_quantize if method == "modelopt" else (
+                lambda a, b, c, st: _ort_quantize(a, b, c, st, method, flavour))
+            write_with(man.path(rel), lambda tmp: quant(src, tmp, calib, s))
+            quantized.append(s if s == "global" else "attention (local CNN convolutions)")
+        files[s] = rel
+    versions = package_versions()
+    act = "uint8 asymmetric" if flavour == "cpu" else "int8 symmetric (zero point 0)"
+    info = {"tools": {k: versions.get(k) for k in ("onnxruntime", "onnx")},
+            "calibration": {**calib.describe(), "method": method, "scope": int8_scope, "activations": act,
+                            "weights": "int8 symmetric per channel", "op_types": list(QUANTIZED_OPS)},
+            "flavour": flavour, "quantized_streams": quantized, "seconds": round(time.perf_counter() - t0, 2)}
+    if variant:
+        info["variant"] = variant
+    art = Artifact("qdq", "int8", files, info)
+    with updating(bundle) as m:
+        m.add_artifact(art)
+    return art

@@ -1,0 +1,172 @@
+"""Conversion: OpenVINO IR, the Q/DQ model, calibration data, the static TensorRT check."""
+import json
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+
+from alage_edge.manifest import BundleError, Manifest  # noqa: E402
+from convert.calibration import CalibrationError, CalibrationSet  # noqa: E402
+from convert.trtcheck import check_bundle, check_model  # noqa: E402
+
+
+@pytest.fixture()
+def bundle(tiny_bundle, tmp_path):
+    dst = tmp_path / "b"
+    shutil.copytree(tiny_bundle, dst)
+    return dst
+
+
+def test_openvino_ir_fp32_fp16_recorded(bundle):
+    pytest.importorskip("openvino")
+    from convert.openvino import build
+
+    for prec in ("fp32", "fp16"):
+        art = build(bundle, prec, progress=False)
+        assert set(art.files) == {"global", "attention"}
+    man = Manifest.load(bundle)
+    man.verify()  # every file, .bin included, matches its sha256
+    arts = {a.key: a for a in man.artifacts()}
+    assert {"onnx-fp32", "torch-fp32", "openvino-fp32", "openvino-fp16"} <= set(arts)
+    assert arts["openvino-fp16"].info["tools"]["openvino"]
+    assert (bundle / "openvino/fp16/global.bin").stat().st_size < (bundle / "openvino/fp32/global.bin").stat().st_size
+    assert not list(bundle.rglob("*.tmp*")), "no temp files left"
+
+
+def test_openvino_int8_with_nncf(bundle):
+    pytest.importorskip("nncf")
+    from convert.openvino import build
+
+    art = build(bundle, "int8", data="synth", calib_size=40, progress=False)
+    cal = art.info["calibration"]
+    assert cal["images"] == 40 and cal["scope"] == "global+local" and len(cal["sha256"]) == 16
+    import openvino as ov
+
+    m = ov.Core().read_model(str(bundle / art.files["attention"]))
+    fq = [op for op in m.get_ops() if op.get_type_name() == "FakeQuantize"]
+    assert fq, "the local CNN is quantised"
+    consumers = {t.get_node().get_type_name() for op in fq for t in op.output(0).get_target_inputs()}
+    assert not consumers & {"MatMul", "GridSample", "Sigmoid", "Tanh"}, consumers  # glue stays float
+
+
+def test_qdq_flavours(bundle):
+    pytest.importorskip("onnxruntime")
+    from onnx import numpy_helper
+
+    from convert.qdq import build
+
+    arts = build(bundle, data="synth", calib_size=40, progress=False)
+    assert [a.info["flavour"] for a in arts] == ["tensorrt", "cpu"]
+    for art, dtype in zip(arts, (np.int8, np.uint8)):
+        m = onnx.load(str(bundle / art.files["attention"]))
+        inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+        q = [n for n in m.graph.node if n.op_type == "QuantizeLinear"]
+        assert q
+        zps = [inits[n.input[2]] for n in q if n.input[2] in inits]
+        assert all(z.dtype == dtype for z in zps)
+        if dtype == np.int8:
+            assert all((z == 0).all() for z in zps)  # TensorRT needs symmetric activations
+        # Q/DQ only around convolutions (and the residual adds that share their inputs): never the glue
+        deq = {n.output[0] for n in m.graph.node if n.op_type == "DequantizeLinear"}
+        fed = {n.op_type for n in m.graph.node if set(n.input) & deq}
+        assert not fed & {"GridSample", "MatMul", "Gemm", "Sigmoid", "Tanh", "Softmax", "Concat"}, fed
+
+
+def test_static_check_passes_on_own_bundles(bundle):
+    from convert.qdq import build
+
+    build(bundle, data="synth", calib_size=40, progress=False)
+    for target in ("tensorrt-10", "tensorrt-11"):
+        findings = check_bundle(bundle, target)
+        assert not [f for f in findings if f.severity == "error"], findings
+    from alage_edge.cli import main
+
+    assert main(["check", str(bundle)]) == 0
+
+
+def test_static_check_fails_on_affine_grid_at_opset_20(tmp_path):
+    import torch.nn.functional as F
+
+    class Crop(torch.nn.Module):
+        def forward(self, x, theta):
+            grid = F.affine_grid(theta, (x.shape[0], 3, 8, 8), align_corners=False)
+            return F.grid_sample(x, grid, align_corners=False)
+
+    path = tmp_path / "affine.onnx"
+    torch.onnx.export(Crop(), (torch.randn(2, 3, 16, 16), torch.randn(2, 2, 3)), str(path), dynamo=False,
+                      opset_version=20, input_names=["x", "theta"], dynamic_axes={"x": {0: "b"}, "theta": {0: "b"}})
+    findings = check_model(onnx.load(str(path)), "affine.onnx")
+    ops = {(f.op, f.severity) for f in findings}
+    assert ("AffineGrid", "error") in ops and ("GridSample", "error") in ops
+    from alage_edge.cli import main
+
+    assert main(["check", "--graph", str(path)]) == 1
+
+
+def test_static_check_flags_uint8_qdq_and_fixed_batch(tmp_path):
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["q"], name="q"),
+             helper.make_node("DequantizeLinear", ["q", "s", "zp"], ["d"], name="dq"),
+             helper.make_node("Sigmoid", ["d"], ["y"], name="sig")]
+    inits = [helper.make_tensor("s", TensorProto.FLOAT, [], [0.1]),
+             helper.make_tensor("zp", TensorProto.UINT8, [], [128])]
+    m = helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits), opset_imports=[helper.make_opsetid("", 17)])
+    found = {(f.node, f.severity, f.message.split(":")[0]) for f in check_model(m, "qdq/test.onnx")}
+    msgs = " ".join(f.message for f in check_model(m, "qdq/test.onnx"))
+    assert "non-zero zero point" in msgs and "uint8" in msgs and "in front of Sigmoid" in msgs
+    assert "fixed to 1" in msgs
+
+
+def test_calibration_set_sizes(tiny_bundle, tmp_path):
+    man = Manifest.load(tiny_bundle)
+    with pytest.raises(CalibrationError, match="at least 32"):
+        CalibrationSet.from_spec("synth", man, size=10, progress=False)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        cs = CalibrationSet.from_spec("synth", man, size=40, progress=False)
+    assert any("only 40 images" in str(x.message) for x in w)
+    assert cs.images.shape == (40, 3, 64, 64) and cs.images.dtype == np.float32
+    assert cs.g().shape == (40, 64)
+    feeds = cs.feeds("attention", 8)
+    assert len(feeds) == 5 and set(feeds[0]) == {"image", "g"}
+    # a folder of images and an .npy of preprocessed arrays work too; a folder too small is refused
+    np.save(tmp_path / "pre.npy", cs.images)
+    assert len(CalibrationSet.from_spec(str(tmp_path / "pre.npy"), man, progress=False)) == 40
+    (tmp_path / "few").mkdir()
+    from PIL import Image
+
+    for i in range(3):
+        Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "few" / f"{i}.png")
+    with pytest.raises(CalibrationError, match="3 images"):
+        CalibrationSet.from_spec(str(tmp_path / "few"), man, progress=False)
+
+
+def test_altered_or_missing_bundle_files_are_refused(bundle):
+    man = Manifest.load(bundle)
+    (bundle / "attention.onnx").write_bytes((bundle / "attention.onnx").read_bytes()[:-10])
+    with pytest.raises(BundleError, match="attention.onnx: altered or truncated"):
+        man.verify()
+    (bundle / "global.onnx").unlink()
+    with pytest.raises(BundleError, match="global.onnx: missing"):
+        man.verify(["global.onnx"])
+    (bundle / "manifest.json").write_text("{not json")
+    with pytest.raises(BundleError, match="manifest.json: not valid JSON"):
+        Manifest.load(bundle)
+
+
+def test_convert_cli_help_and_errors(bundle, capsys):
+    from alage_edge.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["convert", "--help"])
+    assert e.value.code == 0
+    assert "tensorrt" in capsys.readouterr().out
+    assert main(["convert", str(bundle), "--to", "qdq"]) == 2  # no calibration data
+    assert "needs calibration data" in capsys.readouterr().err

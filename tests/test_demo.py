@@ -1,0 +1,49 @@
+"""The demo's steps in the reduced configuration: every artifact exists and is valid; reruns skip."""
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    from alage_edge.demo import DemoConfig, run_demo
+
+    out = tmp_path_factory.mktemp("demo")
+    assert run_demo(DemoConfig(out=str(out), profile="quick", progress=False)) == 0
+    return out
+
+
+def test_demo_writes_valid_artifacts(demo_dir):
+    from PIL import Image
+
+    from alage_edge.manifest import Manifest
+
+    man = Manifest.load(demo_dir / "bundle")
+    man.verify()  # every file matches its sha256
+    kinds = {a.key for a in man.artifacts()}
+    assert {"onnx-fp32", "openvino-fp32", "openvino-fp16", "openvino-int8", "qdq-int8", "qdq-int8-u8s8"} <= kinds
+    compare = json.loads((demo_dir / "compare.json").read_text())
+    assert compare["attention"]["mae"] > 0 and "box_hit_mean" in compare["attention"]
+    parity = json.loads((demo_dir / "parity.json").read_text())
+    assert {r["run"] for r in parity["rows"]} >= {"onnxruntime-fp32", "openvino-int8-openvino"}
+    bench = json.loads((demo_dir / "bench.json").read_text())
+    assert {r["batch"] for r in bench["rows"]} == {1, 8} and bench["machine"]["cores"]
+    assert any(r["run"] == "torch-fp32" and r["speedup"] == 1.0 for r in bench["rows"])
+    for md in ("compare.md", "parity.md", "bench.md", "summary.md"):
+        assert "|" in (demo_dir / md).read_text(), md
+    for png in ("faces.png", "bench.png", "curves-al_resnet18.png", "curves-resnet18.png"):
+        with Image.open(demo_dir / png) as im:
+            im.verify()
+    assert not json.loads((demo_dir / "trtcheck.json").read_text()) or all(
+        f["severity"] != "error" for f in json.loads((demo_dir / "trtcheck.json").read_text()))
+
+
+def test_demo_second_run_reuses_what_is_up_to_date(demo_dir, capsys):
+    from alage_edge.demo import DemoConfig, run_demo
+
+    assert run_demo(DemoConfig(out=str(demo_dir), profile="quick", progress=False)) == 0
+    out = capsys.readouterr().out
+    assert out.count("up to date") >= 7

@@ -1,0 +1,169 @@
+"""Training: loss goes down, staged freezing, kill-and-resume, DDP on gloo, counted skips, eval."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from alage_edge.model import load_checkpoint, read_checkpoint  # noqa: E402
+from train.trainer import TrainConfig, Trainer, train, warm_start_attention  # noqa: E402
+
+from .conftest import TINY  # noqa: E402
+
+DATA = "synth:n=96,n_val=32,n_test=32,seed=3"
+
+
+def _cfg(tmp_path, **kw):
+    base = dict(arch="al_resnet18", model=dict(TINY), data=DATA, out=str(tmp_path / "run"), epochs=(1, 1, 1),
+                batch_size=16, optimizer="adamw", lr=3e-3, l1=0.05, progress=False, cache=str(tmp_path / "cache"))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _cli(args, env=None, cwd=None):
+    e = {**os.environ, "ALAGE_PROGRESS": "0", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "train", *args], capture_output=True, text=True, env=e,
+                          timeout=600, cwd=cwd)
+
+
+def test_two_epochs_lower_the_loss_and_write_everything(tmp_path):
+    cfg = _cfg(tmp_path, arch="resnet18", epochs=(2, 0, 0))  # a baseline trains sum(epochs) = 2 epochs
+    train(cfg)
+    hist = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert len(hist) == 2 and hist[1]["loss"] < hist[0]["loss"]
+    assert hist[0]["images_per_s"] > 0 and "val_mae" in hist[0]
+    for f in ("last.pt", "best.pt", "metrics.csv", "curves.png", "config.json"):
+        assert (tmp_path / "run" / f).is_file(), f
+    from PIL import Image
+
+    assert Image.open(tmp_path / "run" / "curves.png").size[0] > 300
+    m = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert m.cfg.arch == "resnet18" and m.checkpoint_meta["stage"] == "global"
+
+
+def test_stages_freeze_the_global_stream(tmp_path):
+    t = Trainer(_cfg(tmp_path, epochs=(1, 1, 0), stage="all"))
+    t.fit()
+    after_attention = read_checkpoint(tmp_path / "run" / "last.pt")
+    assert after_attention["meta"]["stage"] == "attention"
+    # replay: the global stream after the attention stage equals the one after the global stage
+    t2 = Trainer(_cfg(tmp_path / "b", epochs=(1, 0, 0), stage="all"))
+    t2.fit()
+    g1 = {k: v for k, v in read_checkpoint(tmp_path / "b" / "run" / "last.pt")["state_dict"].items()
+          if k.startswith("global_stream.")}
+    for k, v in g1.items():
+        assert torch.equal(v, after_attention["state_dict"][k]), k
+    att_keys = [k for k in after_attention["state_dict"] if k.startswith("attention_stream.lstm")]
+    assert att_keys and not torch.equal(after_attention["state_dict"][att_keys[0]],
+                                        read_checkpoint(tmp_path / "b" / "run" / "last.pt")["state_dict"][att_keys[0]])
+
+
+def test_warm_start_makes_fused_equal_global():
+    from alage_edge.model import build_model
+
+    m = build_model("al_resnet18", **TINY).eval()
+    warm_start_attention(m)
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        out = m(x)
+    torch.testing.assert_close(out["fused_logits"], out["global_logits"])
+
+
+def test_kill_and_resume_gives_the_same_weights(tmp_path):
+    args = ["--arch", "al_resnet18", "--preset", "tiny", "--epochs", "2,1,1", "--batch-size", "16", "--data", DATA,
+            "--cache", str(tmp_path / "cache"), "--no-progress"]
+    whole = _cli(args + ["--out", str(tmp_path / "whole")])
+    assert whole.returncode == 0, whole.stderr
+    killed = _cli(args + ["--out", str(tmp_path / "killed")], env={"ALAGE_TEST_KILL_AFTER_EPOCHS": "2"})
+    assert killed.returncode == 137, killed.stderr  # died hard after epoch 2 (mid-schedule)
+    resumed = _cli(args + ["--out", str(tmp_path / "killed"), "--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout
+    a = read_checkpoint(tmp_path / "whole" / "last.pt")["state_dict"]
+    b = read_checkpoint(tmp_path / "killed" / "last.pt")["state_dict"]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    ha = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    hb = json.loads((tmp_path / "killed" / "metrics.json").read_text())
+    assert [r["loss"] for r in ha] == [r["loss"] for r in hb]
+
+
+def test_a_write_killed_midway_leaves_the_old_checkpoint(tmp_path):
+    from alage_edge import atomic
+    from alage_edge.model import build_model, save_checkpoint
+
+    path = save_checkpoint(tmp_path / "last.pt", build_model("resnet18", **TINY), meta={"epoch": 1})
+
+    def crash(tmp):
+        tmp.write_bytes(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic.write_with(path, crash)
+    assert read_checkpoint(path)["meta"]["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_ddp_with_two_gloo_processes(tmp_path):
+    out = tmp_path / "ddp"
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
+                        "-m", "train", "--arch", "al_resnet18", "--preset", "tiny", "--epochs", "1,1,0",
+                        "--batch-size", "16", "--data", DATA, "--cache", str(tmp_path / "cache"), "--out", str(out),
+                        "--no-progress"], capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "ALAGE_PROGRESS": "0", "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    hist = json.loads((out / "metrics.json").read_text())
+    assert [h["stage"] for h in hist] == ["global", "attention"]
+    assert r.stdout.count("[global 1/1]") == 1  # only rank 0 reports and writes
+    assert np.isfinite(hist[-1]["loss"]) and hist[-1]["val_images"] == 32  # validation gathered from both ranks
+
+
+def test_unreadable_images_are_counted_and_named(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "faces"
+    root.mkdir()
+    rows = ["path,age,split"]
+    for i in range(40):
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(root / f"{i}.png")
+        rows.append(f"{i}.png,{20 + i},{'val' if i >= 32 else 'train'}")
+    (root / "broken.png").write_bytes(b"\x89PNG broken")
+    rows.append("broken.png,30,train")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    t = Trainer(_cfg(tmp_path, arch="resnet18", data=f"csv:{root / 'labels.csv'}", epochs=(1, 0, 0)))
+    t.fit()
+    assert any("broken.png" in s for s in t.skipped)
+
+
+def test_eval_cli_table_and_folds(tmp_path, capsys):
+    cfg = _cfg(tmp_path, epochs=(1, 1, 1))
+    train(cfg)
+    from alage_edge.cli import main
+
+    ckpt = str(tmp_path / "run" / "best.pt")
+    assert main(["eval", ckpt, "--data", DATA, "--cache", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    assert "mae" in out and "box_hit_mean" in out
+    assert main(["eval", ckpt, "--data", DATA, "--json", "--cache", str(tmp_path / "cache")]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["images"] == 32 and 0 <= row["cs5"] <= 1 and 0 <= row["all_boxes_hit"] <= 1
+    from train.eval import format_table
+
+    txt = format_table([{"checkpoint": "a", "arch": "x", "mae": 5.0}, {"checkpoint": "mean of 2 folds", "arch": "x",
+                                                                       "mae": 5.5, "mae_std": 0.5}])
+    assert "5.500 ± 0.500" in txt
+
+
+def test_train_cli_help_and_bad_data(tmp_path, capsys):
+    from alage_edge.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--help"])
+    assert e.value.code == 0 and "--resume" in capsys.readouterr().out
+    assert main(["train", "--data", "adience:/nonexistent", "--preset", "tiny", "--out", str(tmp_path / "x")]) == 2
+    assert "fold_0_data.txt" in capsys.readouterr().err

@@ -1,0 +1,44 @@
+"""Cross-entropy on each head (global, local, fused) with weights, plus an optional L1 on the DEX expectation."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from alage_edge.ages import DEX_CLASSES
+
+from .dataset import dex_target
+
+
+@dataclass
+class LossWeights:
+    global_: float = 1.0
+    local: float = 1.0
+    fused: float = 1.0
+    l1: float = 0.0  # weight of |E[age] - age| (years), DEX only
+
+
+def head_targets(head: str, age: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
+    return dex_target(age) if head == "dex" else group
+
+
+def age_loss(out: Dict[str, torch.Tensor], age: torch.Tensor, group: torch.Tensor, head: str,
+             weights: LossWeights, heads: Tuple[str, ...]) -> Tuple[torch.Tensor, Dict[str, float]]:
+    """Sum of the weighted losses of ``heads`` (a subset of global, local, fused)."""
+    target = head_targets(head, age, group)
+    w = {"global": weights.global_, "local": weights.local, "fused": weights.fused}
+    total, parts = 0.0, {}
+    for h in heads:
+        logits = out[f"{h}_logits"].float()
+        ce = F.cross_entropy(logits, target)
+        parts[f"ce_{h}"] = float(ce.detach())
+        total = total + w[h] * ce
+    if head == "dex" and weights.l1 > 0:
+        last = out[f"{heads[-1]}_logits"].float()
+        expect = F.softmax(last, dim=1) @ torch.arange(DEX_CLASSES, device=last.device, dtype=last.dtype)
+        l1 = (expect - age).abs().mean()
+        parts["l1"] = float(l1.detach())
+        total = total + weights.l1 * l1
+    return total, parts

@@ -1,0 +1,404 @@
+"""The staged trainer: global stream -> attention stream (global frozen) -> joint fine-tune.
+
+Every epoch writes ``last.pt`` (model, optimiser, scheduler, scaler, RNG,
+stage and epoch) and, when validation improves, ``best.pt``, atomically; a
+killed run resumes with ``resume=True`` exactly where the last epoch ended.
+Under ``torchrun`` the model is wrapped in DistributedDataParallel, data is
+sharded with a DistributedSampler, losses and metrics are reduced across
+ranks and only rank 0 writes.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader
+from torch.utils.data.distributed import DistributedSampler
+
+from alage_edge.atomic import write_json, write_text
+from alage_edge.data import open_splits
+from alage_edge.model import ALNet, build_model, load_pretrained, read_checkpoint, save_checkpoint
+from alage_edge.progress import bar
+
+from . import distributed as dist
+from .dataset import FaceDataset, bad_items
+from .evaluate import predict, report
+from .losses import LossWeights, age_loss
+
+STAGES = ("global", "attention", "joint")
+STAGE_HEADS = {"global": ("global",), "attention": ("local", "fused"), "joint": ("global", "local", "fused")}
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "al_resnet18"
+    head: str = "dex"
+    model: Dict = field(default_factory=dict)  # extra model config (img_size, width, ...)
+    data: str = "synth"
+    out: str = "runs/train"
+    stage: str = "all"  # all | global | attention | joint
+    epochs: Tuple[int, int, int] = (6, 4, 2)  # per stage
+    batch_size: int = 32
+    optimizer: str = "sgd"  # sgd (Nesterov) | adamw
+    lr: float = 0.05
+    joint_lr_scale: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"  # cosine | step
+    warmup_epochs: float = 0.5
+    step_size: int = 3  # epochs, for the step schedule
+    step_gamma: float = 0.1
+    weights: Tuple[float, float, float] = (1.0, 1.0, 1.0)  # global, local, fused
+    l1: float = 0.0
+    clip: float = 5.0
+    amp: Optional[bool] = None  # None: on for CUDA
+    seed: int = 0
+    workers: int = 0
+    device: str = "auto"
+    pretrained: Optional[str] = None  # torchvision-format ImageNet checkpoint for the global backbone
+    warm_start: bool = True  # attention stage starts from the trained global stream (see warm_start_attention)
+    init: Optional[str] = None  # an alage-edge checkpoint to start from (e.g. trained on IMDB-WIKI)
+    resume: bool = False
+    max_train_images: Optional[int] = None
+    cache: Optional[str] = None  # where synth splits are cached as .npz
+    progress: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+class StageModule(nn.Module):
+    """What one stage trains: the global stream alone, the attention stream on frozen
+    global features, or both; DDP wraps this so unused parameters never appear."""
+
+    def __init__(self, model: ALNet, stage: str):
+        super().__init__()
+        self.model, self.stage = model, stage
+
+    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        m = self.model
+        if self.stage == "global":
+            g, gl = m.global_stream(x)
+            return {"global_logits": gl}
+        if self.stage == "attention":
+            with torch.no_grad():
+                g, gl = m.global_stream(x)
+            boxes, ll, fl = m.attention_stream(x, g)
+            return {"global_logits": gl, "boxes": boxes, "local_logits": ll, "fused_logits": fl}
+        return m(x)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.rank, self.world, self.device = dist.init(_device(cfg.device))
+        self.main = self.rank == 0
+        self.out = Path(cfg.out)
+        self.amp = (cfg.amp if cfg.amp is not None else self.device.startswith("cuda")) and \
+            self.device.startswith("cuda")
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(cfg.arch, head=cfg.head, **cfg.model)
+        if cfg.pretrained:
+            load_pretrained(self.model.global_stream.backbone, cfg.pretrained)
+        if cfg.init:
+            init = read_checkpoint(cfg.init)
+            missing, unexpected = self.model.load_state_dict(init["state_dict"], strict=False)
+            shapes_ok = all(self.model.state_dict()[k].shape == v.shape for k, v in init["state_dict"].items()
+                            if k in self.model.state_dict())
+            if not shapes_ok:
+                raise ValueError(f"{cfg.init}: its weights do not fit {cfg.arch} with this config")
+            self.log(f"initialised from {cfg.init} ({len(missing)} new tensors, {len(unexpected)} unused)")
+        self.model.to(self.device)
+        splits = open_splits(cfg.data, size=self.model.cfg.img_size, cache_dir=cfg.cache)
+        for name in ("train", "val"):
+            if hasattr(splits[name], "preload"):
+                splits[name].preload(progress=cfg.progress and self.main)
+        self.train_set, self.val_set = splits["train"], splits["val"]
+        if cfg.max_train_images:
+            from alage_edge.data.base import RecordSet
+
+            if isinstance(self.train_set, RecordSet):
+                self.train_set = self.train_set.subset(range(min(cfg.max_train_images, len(self.train_set))),
+                                                       self.train_set.name)
+        if len(self.train_set) == 0 or len(self.val_set) == 0:
+            raise ValueError(f"{cfg.data}: empty train or validation split "
+                             f"({len(self.train_set)} / {len(self.val_set)} images)")
+        if self.train_set.skips and len(self.train_set.skips):
+            self.log(f"data: {self.train_set.skips.summary()}")
+        self.stages = [s for s in STAGES if (cfg.stage in ("all", s))] if self.model.cfg.attention else ["global"]
+        if not self.model.cfg.attention and cfg.stage not in ("all", "global", "joint"):
+            raise ValueError(f"{cfg.arch} has no attention stream: --stage {cfg.stage} does not apply")
+        self.history: List[dict] = []
+        self.best = math.inf
+        self.skipped: List[str] = []
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def log(self, msg: str) -> None:
+        if self.main:
+            print(msg, flush=True)
+
+    def epochs_of(self, stage: str) -> int:
+        if not self.model.cfg.attention:  # a baseline trains as long as the whole schedule
+            return int(sum(self.cfg.epochs))
+        return int(self.cfg.epochs[STAGES.index(stage)])
+
+    def metric_key(self) -> Tuple[str, float]:
+        """(metric, sign): lower is better after multiplying by sign."""
+        return ("mae", 1.0) if self.cfg.head == "dex" else ("accuracy", -1.0)
+
+    def set_trainable(self, stage: str) -> List[nn.Parameter]:
+        m = self.model
+        for p in m.parameters():
+            p.requires_grad_(False)
+        groups = m.parameter_groups()
+        train = groups["global"] if stage == "global" else groups["attention"] if stage == "attention" \
+            else groups["global"] + groups.get("attention", [])
+        for p in train:
+            p.requires_grad_(True)
+        return train
+
+    def make_optimizer(self, params, stage: str, steps_per_epoch: int):
+        lr = self.cfg.lr * (self.cfg.joint_lr_scale if stage == "joint" else 1.0)
+        decay = [p for p in params if p.ndim > 1]
+        no_decay = [p for p in params if p.ndim <= 1]
+        groups = [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if self.cfg.optimizer == "sgd":
+            opt = torch.optim.SGD(groups, lr=lr, momentum=self.cfg.momentum, nesterov=True)
+        elif self.cfg.optimizer == "adamw":
+            opt = torch.optim.AdamW(groups, lr=lr)
+        else:
+            raise ValueError(f"optimizer must be sgd or adamw, got {self.cfg.optimizer!r}")
+        total = max(1, self.epochs_of(stage) * steps_per_epoch)
+        warm = int(self.cfg.warmup_epochs * steps_per_epoch)
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            if self.cfg.schedule == "cosine":
+                return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+            return self.cfg.step_gamma ** ((step // steps_per_epoch) // self.cfg.step_size)
+
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def save(self, name: str, stage: str, epoch: int, opt, sched, scaler, metrics: dict) -> None:
+        if not self.main:
+            return
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        save_checkpoint(self.out / name, self.model,
+                        meta={"stage": stage, "epoch": epoch, "metrics": metrics, "train": _jsonable(self.cfg)},
+                        optimizer=opt.state_dict(), scheduler=sched.state_dict(),
+                        scaler=scaler.state_dict() if scaler is not None else {}, rng=rng, best=self.best,
+                        history=json.dumps(self.history))
+
+    def restore(self) -> Tuple[int, int, Optional[dict]]:
+        """(stage index, next epoch, optimiser state) from last.pt, or a fresh start."""
+        path = self.out / "last.pt"
+        if not (self.cfg.resume and path.is_file()):
+            return 0, 0, None
+        ck = read_checkpoint(path, map_location="cpu")
+        self.model.load_state_dict(ck["state_dict"])
+        meta = ck["meta"]
+        self.best = float(ck.get("best", math.inf))
+        self.history = json.loads(ck.get("history", "[]"))
+        torch.set_rng_state(ck["rng"]["torch"])
+        if "cuda" in ck["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ck["rng"]["cuda"])
+        si, epoch = self.stages.index(meta["stage"]), int(meta["epoch"]) + 1
+        self.log(f"resuming {path}: stage {meta['stage']}, epoch {epoch} of {self.epochs_of(meta['stage'])}")
+        if epoch >= self.epochs_of(meta["stage"]):
+            return si + 1, 0, None
+        return si, epoch, ck
+
+    # -- the loop --------------------------------------------------------------------------------
+    def fit(self) -> Dict[str, float]:
+        cfg = self.cfg
+        if self.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            write_json(self.out / "config.json", _jsonable(cfg))
+        spec = self.model.cfg.preprocess
+        train_ds = FaceDataset(self.train_set, spec, train=True, seed=cfg.seed)
+        sampler = DistributedSampler(train_ds, num_replicas=self.world, rank=self.rank, shuffle=True,
+                                     seed=cfg.seed, drop_last=True)
+        per_rank = max(1, cfg.batch_size // self.world)
+        loader = DataLoader(train_ds, batch_size=per_rank, sampler=sampler, num_workers=cfg.workers,
+                            drop_last=True, pin_memory=self.device.startswith("cuda"),
+                            persistent_workers=cfg.workers > 0)
+        if len(loader) == 0:
+            raise ValueError(f"{cfg.data}: {len(train_ds)} training images is less than one batch of {cfg.batch_size}")
+        start_stage, start_epoch, ck = self.restore()
+        last_metrics: Dict[str, float] = {}
+        for si in range(start_stage, len(self.stages)):
+            stage = self.stages[si]
+            if stage == "attention" and cfg.warm_start and not (ck is not None and si == start_stage):
+                self.log("warm start: " + ", ".join(warm_start_attention(self.model)))
+            params = self.set_trainable(stage)
+            opt, sched = self.make_optimizer(params, stage, len(loader))
+            scaler = torch.amp.GradScaler("cuda") if self.amp else None
+            if ck is not None and si == start_stage:
+                opt.load_state_dict(ck["optimizer"])
+                sched.load_state_dict(ck["scheduler"])
+                if scaler is not None and ck.get("scaler"):
+                    scaler.load_state_dict(ck["scaler"])
+            module: nn.Module = StageModule(self.model, stage)
+            if self.world > 1:
+                module = nn.parallel.DistributedDataParallel(
+                    module, device_ids=[int(self.device.split(":")[1])] if self.device.startswith("cuda") else None)
+            for epoch in range(start_epoch if si == start_stage else 0, self.epochs_of(stage)):
+                stats = self.train_epoch(module, loader, sampler, train_ds, opt, sched, scaler, stage, epoch)
+                val = self.validate(stage)
+                key, sign = self.metric_key()
+                row = {"stage": stage, "epoch": epoch + 1, **stats, **{f"val_{k}": v for k, v in val.items()}}
+                self.history.append(row)
+                scored = stage != "global" or not self.model.cfg.attention
+                improved = scored and key in val and sign * val[key] < self.best
+                if improved:
+                    self.best = sign * val[key]
+                self.save("last.pt", stage, epoch, opt, sched, scaler, val)
+                if improved:
+                    self.save("best.pt", stage, epoch, opt, sched, scaler, val)
+                self.write_history()
+                last_metrics = val
+                self.log(f"[{stage} {epoch + 1}/{self.epochs_of(stage)}] loss {stats['loss']:.3f}  "
+                         + "  ".join(f"val {k} {v:.3f}" for k, v in val.items() if k in ("mae", "cs5", "accuracy",
+                                                                                        "box_hit_mean"))
+                         + f"  {stats['images_per_s']:.0f} img/s" + ("  (best)" if improved else ""))
+                kill = os.environ.get("ALAGE_TEST_KILL_AFTER_EPOCHS")
+                if kill and len(self.history) >= int(kill):
+                    os._exit(137)  # a hard kill after the checkpoint, for the resume test
+        if self.skipped:
+            self.log(f"skipped {len(self.skipped)} unreadable images, e.g. {', '.join(self.skipped[:5])}")
+        if self.main and not (self.out / "best.pt").exists() and (self.out / "last.pt").exists():
+            import shutil
+
+            from alage_edge.atomic import write_with
+
+            write_with(self.out / "best.pt", lambda tmp: shutil.copyfile(self.out / "last.pt", tmp))
+        dist.barrier()
+        return last_metrics
+
+    def train_epoch(self, module, loader, sampler, ds, opt, sched, scaler, stage: str, epoch: int) -> Dict[str, float]:
+        cfg = self.cfg
+        gepoch = STAGES.index(stage) * 1000 + epoch  # distinct data order and augmentation per stage and epoch
+        sampler.set_epoch(gepoch)
+        ds.set_epoch(gepoch)
+        module.train()
+        if stage == "attention":
+            self.model.global_stream.eval()  # frozen: BatchNorm statistics stay as trained
+        weights = LossWeights(*cfg.weights, l1=cfg.l1)
+        heads = STAGE_HEADS[stage] if self.model.cfg.attention else ("global",)
+        total, n, t0 = 0.0, 0, time.perf_counter()
+        it = bar(loader, desc=f"{stage} {epoch + 1}/{self.epochs_of(stage)}", leave=False,
+                 disable=not (cfg.progress and self.main))
+        for step, (x, age, group, ok, idx) in enumerate(it):
+            if not bool(ok.all()):
+                self.skipped += bad_items(ds.faces, idx[~ok].tolist())
+                keep = ok.nonzero().flatten()
+                if keep.numel() == 0:
+                    continue
+                x, age, group = x[keep], age[keep], group[keep]
+            x, age, group = (t.to(self.device, non_blocking=True) for t in (x, age, group))
+            with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+                out = module(x)
+            loss, parts = age_loss(out, age, group, cfg.head, weights, heads)
+            opt.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)
+            else:
+                loss.backward()
+            if cfg.clip > 0:
+                nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], cfg.clip)
+            if scaler is not None:
+                scaler.step(opt)
+                scaler.update()
+            else:
+                opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(x)
+            n += len(x)
+            if hasattr(it, "set_postfix"):
+                it.set_postfix(loss=f"{total / max(n, 1):.3f}", lr=f"{sched.get_last_lr()[0]:.2g}")
+        dt = time.perf_counter() - t0
+        return {"loss": dist.mean(total / max(n, 1), self._red()),
+                "images_per_s": dist.total(n / max(dt, 1e-9), self._red()), "seconds": round(dt, 2),
+                "lr": sched.get_last_lr()[0]}
+
+    def _red(self) -> str:
+        return self.device if self.device.startswith("cuda") else "cpu"
+
+    def validate(self, stage: str) -> Dict[str, float]:
+        head = "global" if (stage == "global" or not self.model.cfg.attention) else "fused"
+        pred = predict(self.model, self.val_set, batch_size=max(self.cfg.batch_size, 64), device=self.device,
+                       head_stream=head, shard=True)
+        return report(pred, self.val_set)
+
+    def write_history(self) -> None:
+        if not self.main or not self.history:
+            return
+        write_json(self.out / "metrics.json", self.history)
+        keys = list(dict.fromkeys(k for row in self.history for k in row))
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=keys)
+        w.writeheader()
+        w.writerows(self.history)
+        write_text(self.out / "metrics.csv", buf.getvalue())
+        try:
+            from .plots import training_curves
+
+            training_curves(self.history, self.out / "curves.png", title=f"{self.cfg.arch} on {self.cfg.data}")
+        except ImportError:
+            pass
+
+
+@torch.no_grad()
+def warm_start_attention(model: ALNet) -> List[str]:
+    """Start the attention stage from what the global stage learnt, so the fused output begins
+    exactly where the global one ends and the local stream only has to add to it:
+    the local CNN is a copy of the global backbone (when they have the same shape), the local
+    head a copy of the global head, and the fused head reads g through the global head's
+    weights with zero weight on the local features."""
+    att, glob, done = model.attention_stream, model.global_stream, []
+    if att is None:
+        return done
+    if model.cfg.local_backbone == model.cfg.backbone and model.cfg.local_width == model.cfg.width:
+        att.local.load_state_dict(glob.backbone.state_dict())
+        att.local_head.load_state_dict(glob.head.state_dict())
+        done += ["local CNN <- global backbone", "local head <- global head"]
+    if model.cfg.fusion == "concat":
+        c = glob.num_features
+        att.fused_head.weight.zero_()
+        att.fused_head.weight[:, :c] = glob.head.weight
+        att.fused_head.bias.copy_(glob.head.bias)
+        done.append("fused head <- [global head, 0]")
+    return done
+
+
+def _jsonable(cfg: TrainConfig) -> dict:
+    return json.loads(json.dumps(cfg.to_dict(), default=str))
+
+
+def train(cfg: TrainConfig) -> Dict[str, float]:
+    trainer = Trainer(cfg)
+    try:
+        return trainer.fit()
+    finally:
+        dist.shutdown()
