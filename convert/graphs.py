@@ -18,3 +18,19 @@ OV_GLUE_TYPES = ["MatMul", "Add", "Multiply", "Subtract", "Divide", "GridSample"
 
 def is_local_cnn(name: str) -> bool:
     return name.startswith(LOCAL_CNN_PREFIX) or name.startswith(LOCAL_CNN_PREFIX.lstrip("/"))
+
+
+def stem_convs(model) -> list:
+    """Names of the convolutions that read pixels: the global stem (reads the image) and the local
+    CNN's stem (reads a sampled crop). Kept float in the Q/DQ model: quantising their input moved
+    ages 1.10 y on average against 0.52 y without them (ONNX Runtime, U8S8, a model trained on synth)."""
+    producers = {o: n for n in model.graph.node for o in n.output}
+    inputs = {i.name for i in model.graph.input}
+    out = []
+    for n in model.graph.node:
+        if n.op_type != "Conv":
+            continue
+        src = n.input[0]
+        if src in inputs or (src in producers and producers[src].op_type == "GridSample"):
+            out.append(n.name)
+    return out

@@ -36,13 +36,23 @@ def _save(model, path: Path, compress: bool) -> List[str]:
     return [str(path), str(bin_path)]
 
 
+def _advanced():
+    """Activation ranges from the calibration min/max. NNCF's default (the mean of per-sample
+    min/max) clips the rare large activations that carry the fine age cues: on a model trained on
+    synth it moved ages by 2.15 years on average against 0.68 with min/max ranges."""
+    import nncf
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+    return nncf.AdvancedQuantizationParameters(activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX)
+
+
 def _quantize_stream(model, stream: str, calib: CalibrationSet):
     import nncf
 
     # the attention graph: only the local CNN's convolutions, never the glue
     ignored = nncf.IgnoredScope(types=OV_GLUE_TYPES, validate=False) if stream == "attention" else None
-    return nncf.quantize(model, calib.nncf_dataset(stream), subset_size=len(calib),
-                         preset=nncf.QuantizationPreset.MIXED, ignored_scope=ignored)
+    return nncf.quantize(model, calib.nncf_dataset(stream), subset_size=len(calib), ignored_scope=ignored,
+                         advanced_parameters=_advanced())
 
 
 def _accuracy_controlled(models: Dict[str, object], calib: CalibrationSet, val_images: np.ndarray,
@@ -76,7 +86,7 @@ def _accuracy_controlled(models: Dict[str, object], calib: CalibrationSet, val_i
     val = nncf.Dataset([{"image": val_images[i:i + 1]} for i in range(len(val_images))])
     return nncf.quantize_with_accuracy_control(models["global"], calib.nncf_dataset("global"), val, metric,
                                                max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE,
-                                               subset_size=len(calib), preset=nncf.QuantizationPreset.MIXED)
+                                               subset_size=len(calib), advanced_quantization_parameters=_advanced())
 
 
 def build(bundle, precision: str = "fp32", data: Optional[str] = None, calib_size: int = 300,
@@ -94,7 +104,10 @@ def build(bundle, precision: str = "fp32", data: Optional[str] = None, calib_siz
     man.verify([man.io[s]["file"] for s in streams])
     out_dir = Path("openvino") / precision
     t0 = time.perf_counter()
-    models = {s: ov.convert_model(str(man.path(man.io[s]["file"]))) for s in streams}
+    # fp32/fp16: convert_model. INT8: NNCF on the graph as Core.read_model gives it; quantising the
+    # convert_model graph placed quantisers differently and moved ages 2.27 y on average, 0.68 this way.
+    reader = ov.Core().read_model if precision == "int8" else ov.convert_model
+    models = {s: reader(str(man.path(man.io[s]["file"]))) for s in streams}
     info: Dict = {"tools": {k: v for k, v in package_versions().items() if k in ("openvino", "nncf")}}
     if precision == "int8":
         if not data:
@@ -114,7 +127,7 @@ def build(bundle, precision: str = "fp32", data: Optional[str] = None, calib_siz
             models["global"] = _quantize_stream(models["global"], "global", calib)
         if "attention" in models and int8_scope == "global+local":
             models["attention"] = _quantize_stream(models["attention"], "attention", calib)
-        info["calibration"] = {**calib.describe(), "method": "NNCF post-training (MinMax/FastBiasCorrection)",
+        info["calibration"] = {**calib.describe(), "method": "NNCF post-training, min/max activation ranges",
                                "scope": int8_scope}
         info["quantized_streams"] = ["global"] + (["attention (local CNN convolutions)"]
                                                   if int8_scope == "global+local" and "attention" in models else [])

@@ -22,7 +22,7 @@ from alage_edge.manifest import Artifact, Manifest, updating
 from alage_edge.system import package_versions
 
 from .calibration import CalibrationSet
-from .graphs import QUANTIZED_OPS
+from .graphs import QUANTIZED_OPS, stem_convs
 
 METHODS = ("minmax", "entropy", "percentile", "modelopt")
 
@@ -36,11 +36,14 @@ def _ort_quantize(src: Path, dst: Path, calib: CalibrationSet, stream: str, meth
 
     cm = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
           "percentile": CalibrationMethod.Percentile}[method]
+    import onnx
+
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_optimization=False, skip_symbolic_shape=True)
         quantize_static(str(pre), str(dst), calib.ort_reader(stream, batch_size=8), quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=list(QUANTIZED_OPS), per_channel=True,
+                        nodes_to_exclude=stem_convs(onnx.load(str(pre))),
                         activation_type=QuantType.QUInt8 if flavour == "cpu" else QuantType.QInt8,
                         weight_type=QuantType.QInt8, calibrate_method=cm,
                         extra_options={"ActivationSymmetric": flavour != "cpu", "WeightSymmetric": True,
@@ -104,7 +107,8 @@ def _build_flavour(bundle, man: Manifest, streams, calib: CalibrationSet, flavou
     act = "uint8 asymmetric" if flavour == "cpu" else "int8 symmetric (zero point 0)"
     info = {"tools": {k: versions.get(k) for k in ("onnxruntime", "onnx")},
             "calibration": {**calib.describe(), "method": method, "scope": int8_scope, "activations": act,
-                            "weights": "int8 symmetric per channel", "op_types": list(QUANTIZED_OPS)},
+                            "weights": "int8 symmetric per channel", "op_types": list(QUANTIZED_OPS),
+                            "float": "the stem convolutions that read pixels, and the attention glue"},
             "flavour": flavour, "quantized_streams": quantized, "seconds": round(time.perf_counter() - t0, 2)}
     if variant:
         info["variant"] = variant

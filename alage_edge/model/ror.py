@@ -14,7 +14,7 @@ from typing import List
 import torch
 import torch.nn as nn
 
-from .resnet import conv1x1, conv3x3
+from .resnet import conv1x1, conv3x3, init_weights
 
 
 class PreActBlock(nn.Module):
@@ -77,12 +77,7 @@ class RoR(nn.Module):
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.num_features = cin
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_weights(self)
 
     @property
     def stages(self) -> List[nn.Sequential]:
