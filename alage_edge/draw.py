@@ -35,10 +35,18 @@ def annotate(rgb: np.ndarray, results: Sequence, truth: Optional[float] = None, 
     return np.asarray(im)
 
 
-def sheet(tiles: List[np.ndarray], columns: int = 6, pad: int = 4) -> np.ndarray:
-    """Tile pictures (padded to the largest) into one image."""
+def sheet(tiles: List[np.ndarray], columns: int = 6, pad: int = 4, title: str = "") -> np.ndarray:
+    """Tile pictures (padded to the largest) into one image, with an optional title line."""
     if not tiles:
         raise ValueError("no pictures to tile")
+    if title:
+        from PIL import Image, ImageDraw
+
+        body = sheet(tiles, columns, pad)
+        im = Image.new("RGB", (body.shape[1], body.shape[0] + 18), (255, 255, 255))
+        im.paste(Image.fromarray(body), (0, 18))
+        ImageDraw.Draw(im).text((pad, 3), title, fill=(0, 0, 0))
+        return np.asarray(im)
     h = max(t.shape[0] for t in tiles)
     w = max(t.shape[1] for t in tiles)
     rows = (len(tiles) + columns - 1) // columns

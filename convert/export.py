@@ -11,7 +11,6 @@ is checked to be symbolic afterwards.
 """
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -147,10 +146,10 @@ def export_bundle(model: ALNet, out_dir, opset: int = 17, checkpoint: Optional[P
         t = time.perf_counter()
         export_onnx(module, args, out / spec["file"], list(spec["inputs"]), list(spec["outputs"]), opset)
         timings[stream] = round(time.perf_counter() - t, 3)
-    if checkpoint is not None and Path(checkpoint).resolve() != (out / CHECKPOINT).resolve():
-        write_with(out / CHECKPOINT, lambda tmp: shutil.copyfile(checkpoint, tmp))
-    elif checkpoint is None:
-        save_checkpoint(out / CHECKPOINT, model, meta={"note": "exported without a training checkpoint"})
+    # the reference weights for the PyTorch backend: a slim checkpoint (no optimiser state)
+    meta = dict(getattr(model, "checkpoint_meta", {}) or {})
+    meta["source"] = str(checkpoint) if checkpoint is not None else "exported without a training checkpoint"
+    save_checkpoint(out / CHECKPOINT, model, meta={k: v for k, v in meta.items() if k != "train"})
     versions = package_versions()
     manifest = Manifest.create(out, model.cfg.to_dict(), model.cfg.preprocess, io, opset=opset,
                                exporter=f"torch.onnx TorchScript (torch {torch.__version__})",

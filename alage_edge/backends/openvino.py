@@ -44,7 +44,8 @@ class OpenVINOBackend(Backend):
         except Exception as e:
             raise BackendError(f"{path}: OpenVINO cannot compile it on {device} ({str(e).splitlines()[0][:300]})") from e
         self._local = threading.local()  # one infer request per thread and stream
-        self.effective_hint = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+        eff = compiled.get_property("INFERENCE_PRECISION_HINT")  # bf16 falls back to f32 without AVX512-BF16/AMX
+        self.effective_hint = eff.to_string() if hasattr(eff, "to_string") else str(eff)
         return compiled
 
     def _request(self, stream: str):
@@ -82,7 +83,9 @@ class OpenVINOBackend(Backend):
             yield finish(r)
 
     def describe(self) -> str:
-        return f"openvino {self.precision} ({self.graph} graph, precision hint {self.hint})"
+        eff = getattr(self, "effective_hint", None)
+        ran = f", runs {eff}: this CPU lacks {self.hint}" if eff and eff != self.hint else ""
+        return f"openvino {self.precision} ({self.graph} graph, precision hint {self.hint}{ran})"
 
     def _close(self) -> None:
         super()._close()

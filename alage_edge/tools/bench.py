@@ -17,11 +17,12 @@ from typing import Dict, List, Optional
 import numpy as np
 
 
-def _rss_mb() -> float:
+def _rss_mb(field: str = "VmHWM") -> float:
+    """Peak (VmHWM) or current (VmRSS) resident memory of this process in MB."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024.0
     except OSError:
         pass
@@ -41,8 +42,12 @@ def _reset_peak() -> bool:
 
 
 def _artifact_mb(man, est) -> float:
-    art = est.runner.artifact
-    rels = list(art.files.values()) + list(art.info.get("extra_files", []))
+    """Size of the files this run loads (the streams it runs, their weights, the checkpoint)."""
+    art, runner = est.runner.artifact, est.runner
+    used = [art.files[s] for s in runner.streams() if s in art.files] if art.format != "torch" \
+        else list(art.files.values())
+    rels = used + [f for f in art.info.get("extra_files", [])
+                   if any(f.rsplit(".", 1)[0] == u.rsplit(".", 1)[0] for u in used)]
     return sum(man.data["files"].get(r, {}).get("bytes", 0) for r in rels) / 1e6
 
 
@@ -79,7 +84,7 @@ def run_bench(bundle, keys: Optional[List[str]] = None, batches=(1, 8), data: st
             skipped.append({"run": run.key, "label": run.label, "why": why})
             continue
         _reset_peak()
-        base = _rss_mb()
+        base = _rss_mb("VmRSS")
         est = compare.load(bundle, run, batch_size=max(batches))
         out = compare.outputs(est, evalset.images)
         if run.key == ref_run.key:
@@ -93,13 +98,15 @@ def run_bench(bundle, keys: Optional[List[str]] = None, batches=(1, 8), data: st
                          "drift_mean": acc.get("drift_mean"), "drift_max": acc.get("drift_max"),
                          "p50_ms": float(np.median(t)), "p99_ms": float(np.percentile(t, 99)),
                          "mean_ms": float(t.mean()), "reps": int(len(t)), "images_per_s": float(b / np.median(t) * 1e3),
-                         "peak_mb": round(_rss_mb() - (base if not peak_ok else 0), 1)})
+                         "peak_mb": round(_rss_mb() - base, 1)})
         est.close()
     for r in rows:
         ref = next((q for q in rows if q["run"] == ref_run.key and q["batch"] == r["batch"]), None)
         r["speedup"] = ref["p50_ms"] / r["p50_ms"] if ref else None
     return {"bundle": str(bundle), "model": man.model, "reference": ref_run.label, "set": evalset.name,
-            "machine": machine_info(), "warmup": warmup, "iters": iters, "peak_is_process_peak": peak_ok,
+            "machine": machine_info(), "warmup": warmup, "iters": iters,
+            "peak_mb": "peak resident memory while loading and running, above the process before loading"
+                       + ("" if peak_ok else " (the peak could not be reset: upper bound)"),
             "rows": rows, "skipped": skipped}
 
 
@@ -115,6 +122,8 @@ def format_report(rep: dict) -> str:
              f"{r['speedup']:.2f}x" if r["speedup"] else "-") for r in rep["rows"]]
     out = [head, table(["format", "precision", "batch", "size (MB)", "MAE", "drift mean/max (y)", "p50 ms",
                         "p99 ms", "images/s", "peak mem (MB)", "vs eager"], rows, digits=2)]
+    notes = sorted({f"{r['label']} {r['precision']}: {r['backend']}" for r in rep["rows"] if "lacks" in r["backend"]})
+    out += [f"note: {n}" for n in notes]
     if rep["skipped"]:
         out.append("not run here: " + "; ".join(f"{s['run']} ({s['why']})" for s in rep["skipped"]))
     return "\n".join(out)

@@ -91,6 +91,8 @@ def format_report(rep: dict) -> str:
     out = [f"parity against {rep['reference']} ({rep['bundle']})",
            table(["run", "precision", "set", "n", "logits ok", "drift mean (y)", "drift max (y)", "same group",
                   "MAE", "ΔMAE", "verdict"], rows)]
+    notes = sorted({f"{r['label']} {r['precision']}: {r['backend']}" for r in rep["rows"] if "lacks" in r["backend"]})
+    out += [f"note: {n}" for n in notes]
     if rep["skipped"]:
         out.append("not run here: " + "; ".join(f"{s['run']} ({s['why']})" for s in rep["skipped"]))
     return "\n".join(out)
