@@ -37,8 +37,9 @@ class CalibrationSet:
 
     @classmethod
     def from_spec(cls, spec: str, manifest: Manifest, size: Optional[int] = None, split: str = "train",
-                  minimum: int = REFUSE_BELOW, progress: bool = True, cache_dir: Optional[str] = None
+                  minimum: Optional[int] = None, progress: bool = True, cache_dir: Optional[str] = None
                   ) -> "CalibrationSet":
+        minimum = REFUSE_BELOW if minimum is None else minimum  # `convert --calib-min` sets REFUSE_BELOW
         pre = manifest.preprocess
         if spec == "synth" or spec.startswith("synth:"):
             # calibration must not see the test images: it draws from the training split

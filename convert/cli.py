@@ -83,6 +83,7 @@ def convert_main(argv: Optional[List[str]] = None) -> int:
                    help="default: fp32 (int8 for qdq)")
     p.add_argument("--data", default=None, help="calibration data: synth, a data set spec, an image folder or .npy")
     p.add_argument("--calib-size", type=int, default=300, help="calibration images (warns below 300, refuses below 32)")
+    p.add_argument("--calib-min", type=int, default=32, help="refuse a calibration set smaller than this (default 32)")
     p.add_argument("--max-drop", type=float, default=None,
                    help="openvino int8: accuracy-controlled quantisation, largest allowed MAE increase (years)")
     p.add_argument("--int8-scope", choices=["global", "global+local"], default="global+local",
@@ -103,6 +104,9 @@ def convert_main(argv: Optional[List[str]] = None) -> int:
         p.error(f"{args.to} builds {', '.join(fmt.precisions)}, not {precision}")
     import importlib
 
+    from . import calibration
+
+    calibration.REFUSE_BELOW = args.calib_min
     module, func = fmt.builder.split(":")
     build = getattr(importlib.import_module(module), func)
     arts = build(args.bundle, precision=precision, data=args.data, calib_size=args.calib_size,

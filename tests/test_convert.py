@@ -170,3 +170,24 @@ def test_convert_cli_help_and_errors(bundle, capsys):
     assert "tensorrt" in capsys.readouterr().out
     assert main(["convert", str(bundle), "--to", "qdq"]) == 2  # no calibration data
     assert "needs calibration data" in capsys.readouterr().err
+
+
+def test_openvino_accuracy_controlled_int8(bundle):
+    pytest.importorskip("nncf")
+    from convert.openvino import build
+
+    art = build(bundle, "int8", data="synth:n=64", calib_size=40, max_drop=0.5, progress=False)
+    assert art.info["accuracy_control"] == {"max_drop": 0.5, "metric": "-MAE"}
+    Manifest.load(bundle).verify()
+
+
+def test_calib_min_is_configurable(bundle, capsys):
+    from alage_edge.cli import main
+    from convert import calibration
+
+    try:
+        assert main(["convert", str(bundle), "--to", "qdq", "--data", "synth", "--calib-size", "20",
+                     "--calib-min", "16", "--qdq-flavour", "cpu", "--no-progress"]) == 0
+    finally:
+        calibration.REFUSE_BELOW = 32
+    assert "calibrated on 20 images" in capsys.readouterr().out

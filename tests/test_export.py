@@ -12,6 +12,7 @@ from alage_edge.ages import decode  # noqa: E402
 from alage_edge.data.synth import render  # noqa: E402
 from alage_edge.manifest import Manifest  # noqa: E402
 from alage_edge.model import build_model  # noqa: E402
+from alage_edge.preprocess import PreprocessSpec, normalize  # noqa: E402
 from convert.export import ExportError, export_bundle, export_onnx  # noqa: E402
 
 from .conftest import TINY, logits_close  # noqa: E402
@@ -117,3 +118,19 @@ def test_export_refuses_batch_1_and_bad_opsets(tmp_path):
         export_onnx(model.global_stream, (torch.zeros(2, 3, 64, 64),), tmp_path / "g.onnx", ["image"], ["g", "l"],
                     opset=20)
     assert not (tmp_path / "g.onnx").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["al_resnet34", "al_ror34"])
+def test_full_size_models_at_224_match_pytorch(name, tmp_path):
+    """The default configuration (224 px, width 64, T=3, hidden 512): the exported pair matches."""
+    torch.manual_seed(0)
+    model = build_model(name).eval()
+    export_bundle(model, tmp_path / name)
+    x = normalize(np.stack([render(1, i, 224).image for i in range(2)]), PreprocessSpec())
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x))
+    sess = ort.InferenceSession(str(tmp_path / name / "alnet.onnx"), providers=["CPUExecutionProvider"])
+    got = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"image": x})))
+    assert np.abs(decode(got["fused_logits"], "dex")["age"] - ref["age"].numpy()).max() < 0.01
+    assert np.abs(got["boxes"] - ref["boxes"].numpy()).max() < 1e-4
