@@ -146,6 +146,19 @@ def check_age(age: float, skips: Skips, where: str, lo: float = 0, hi: float = 1
     return True
 
 
+def labelled_image(root: Path, rel: str, age_text, skips: Skips, where: str) -> Optional[Tuple[Path, float]]:
+    """A CSV row's image path and age, or None (counted in ``skips``) if either is unusable."""
+    try:
+        age = float(age_text)
+    except (TypeError, ValueError):
+        skips.add("age not a number", f"{where}: {age_text!r}")
+        return None
+    path = root / (rel or "").strip()
+    if check_age(age, skips, where) and check_file(path, skips, where):
+        return path, age
+    return None
+
+
 def require_rows(records: Sequence, source, skips: Skips) -> None:
     if not records:
         raise DataError(f"{source}: no usable rows ({skips.summary()})")

@@ -9,7 +9,7 @@ from typing import Dict, List
 import numpy as np
 
 from ..preprocess import to_rgb
-from .base import (DataError, FaceSet, Record, RecordSet, Skips, check_age, check_file, require_rows,
+from .base import (DataError, FaceSet, Record, RecordSet, Skips, check_file, labelled_image, require_rows,
                    split_by_subject)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -30,15 +30,10 @@ def load_csv(csv_path, images: str = "", val_fraction: float = 0.1, test_fractio
             raise DataError(f"{csv_path}: expected columns path,age; got {cols}")
         regions = [c[: -len("_x1")] for c in cols if c.endswith("_x1")]
         for line, row in enumerate(reader, start=2):
-            where = f"{csv_path.name}:{line}"
-            try:
-                age = float(row["age"])
-            except (TypeError, ValueError):
-                skips.add("age not a number", f"{where}: {row.get('age')!r}")
+            got = labelled_image(root, row["path"], row["age"], skips, f"{csv_path.name}:{line}")
+            if not got:
                 continue
-            path = root / (row["path"] or "").strip()
-            if not (check_age(age, skips, where) and check_file(path, skips, where)):
-                continue
+            path, age = got
             boxes = None
             if regions:
                 try:

@@ -5,7 +5,7 @@ import csv
 from pathlib import Path
 from typing import Dict
 
-from .base import DataError, Record, RecordSet, Skips, check_age, check_file, require_rows, split_by_subject
+from .base import DataError, Record, RecordSet, Skips, labelled_image, require_rows, split_by_subject
 
 FILE_COLS = ("file", "filename", "file_name", "path", "image", "photo")
 SUBJECT_COLS = ("subject", "subject_id", "id", "id_num", "person")
@@ -33,15 +33,9 @@ def load(csv_path, images: str = "", val_fraction: float = 0.1, test_fraction: f
         fcol, scol, acol = (_column(fields, FILE_COLS, csv_path), _column(fields, SUBJECT_COLS, csv_path),
                             _column(fields, AGE_COLS, csv_path))
         for line, row in enumerate(reader, start=2):
-            where = f"{csv_path.name}:{line}"
-            try:
-                age = float(row[acol])
-            except (TypeError, ValueError):
-                skips.add("age not a number", f"{where}: {row.get(acol)!r}")
-                continue
-            path = root / (row[fcol] or "").strip()
-            if check_age(age, skips, where) and check_file(path, skips, where):
-                records.append(Record(path, age=age, subject=str(row[scol]).strip()))
+            got = labelled_image(root, row[fcol], row[acol], skips, f"{csv_path.name}:{line}")
+            if got:
+                records.append(Record(got[0], age=got[1], subject=str(row[scol]).strip()))
     require_rows(records, csv_path, skips)
     train, val, test = split_by_subject(records, (1 - test_fraction - val_fraction, val_fraction, test_fraction),
                                         seed)
