@@ -1,7 +1,7 @@
 """Age metrics (numpy): MAE, CS(k), LAP epsilon-error, group accuracy and 1-off, box IoU."""
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict
 
 import numpy as np
 

@@ -118,7 +118,6 @@ def test_static_check_flags_uint8_qdq_and_fixed_batch(tmp_path):
     inits = [helper.make_tensor("s", TensorProto.FLOAT, [], [0.1]),
              helper.make_tensor("zp", TensorProto.UINT8, [], [128])]
     m = helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits), opset_imports=[helper.make_opsetid("", 17)])
-    found = {(f.node, f.severity, f.message.split(":")[0]) for f in check_model(m, "qdq/test.onnx")}
     msgs = " ".join(f.message for f in check_model(m, "qdq/test.onnx"))
     assert "non-zero zero point" in msgs and "uint8" in msgs and "in front of Sigmoid" in msgs
     assert "fixed to 1" in msgs
