@@ -116,7 +116,7 @@ def build(bundle, precision: str = "fp32", data: Optional[str] = None, calib_siz
         if max_drop is not None:
             from alage_edge.data import open_dataset
 
-            val = open_dataset(data if data.startswith("synth") else data, split="val", size=man.preprocess.size,
+            val = open_dataset(data, split="val", size=man.preprocess.size,
                                cache_dir=cache_dir)
             vcal = CalibrationSet.from_spec(data, man, size=min(len(val), 200), split="val", minimum=1,
                                             progress=progress, cache_dir=cache_dir)

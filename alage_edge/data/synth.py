@@ -18,6 +18,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
+from ..ages import age_to_group
 from .base import FaceSet, Record, Skips
 
 GENERATOR_VERSION = 3  # bump when drawing changes: invalidates caches
@@ -229,6 +230,12 @@ class SynthFaces(FaceSet):
             return self._ages.astype(np.float64)
         return np.array([float(np.random.default_rng([self.seed & 0xFFFFFFFF, self.offset + i])
                                .integers(AGE_RANGE[0], AGE_RANGE[1] + 1)) for i in range(self.n)])
+
+    def groups(self) -> np.ndarray:
+        return age_to_group(self.ages())  # from the labels alone: no drawing
+
+    def age_stds(self) -> np.ndarray:
+        return np.full(self.n, np.nan)  # no vote statistics
 
     def boxes(self) -> np.ndarray:
         self.preload()
