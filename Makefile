@@ -9,7 +9,7 @@ EXTRAS ?= all,dev
 comma  := ,
 STAMP  := $(VENV)/.installed-$(subst ==,-,$(TORCH))-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: demo test test-all bench install clean
+.PHONY: demo test test-all lint bench install clean
 
 install: $(STAMP)
 
@@ -23,7 +23,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/alage-edge demo
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: lint
 	$(PY) -m pytest -q -m "not slow"
 
 test-all: $(STAMP)

@@ -12,11 +12,11 @@ import sys
 from typing import List, Optional
 
 COMMANDS = {
-    "train": ("train.cli:train_main", "train a model on synth or a real data set (staged, resumable)"),
-    "eval": ("train.cli:eval_main", "evaluate a checkpoint: MAE, CS(5), eps-error, accuracy, attention hits"),
-    "export": ("convert.cli:export_main", "export a checkpoint (or a fresh model) to an ONNX bundle"),
-    "convert": ("convert.cli:convert_main", "build OpenVINO IR, TensorRT engines or a Q/DQ ONNX in a bundle"),
-    "check": ("convert.cli:check_main", "static check of a bundle's ONNX graphs against a TensorRT parser"),
+    "train": ("alage_edge.train.cli:train_main", "train a model on synth or a real data set (staged, resumable)"),
+    "eval": ("alage_edge.train.cli:eval_main", "evaluate a checkpoint: MAE, CS(5), eps-error, accuracy, attention hits"),
+    "export": ("alage_edge.convert.cli:export_main", "export a checkpoint (or a fresh model) to an ONNX bundle"),
+    "convert": ("alage_edge.convert.cli:convert_main", "build OpenVINO IR, TensorRT engines or a Q/DQ ONNX in a bundle"),
+    "check": ("alage_edge.convert.cli:check_main", "static check of a bundle's ONNX graphs against a TensorRT parser"),
     "predict": ("alage_edge.tools.predict:main", "estimate ages in pictures (table, JSON, drawn boxes)"),
     "parity": ("alage_edge.tools.parity:main", "compare every backend and precision with the PyTorch reference"),
     "bench": ("alage_edge.tools.bench:main", "latency/throughput benchmark table across backends"),
@@ -57,7 +57,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         fn = getattr(importlib.import_module(module), func)
     except ImportError as e:
-        extra = "train" if module.startswith("train") else "convert" if module.startswith("convert") else "all"
+        stage = module.split(".")[1]
+        extra = stage if stage in ("train", "convert") else "all"
         print(f"alage-edge {cmd}: needs a library that is not installed ({e}); "
               f"pip install 'alage-edge[{extra}]'", file=sys.stderr)
         return 3

@@ -16,9 +16,8 @@ import argparse
 import hashlib
 import json
 import shutil
-import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -83,23 +82,12 @@ class Steps:
 
 
 def _train(cfg: DemoConfig, arch: str, out: Path) -> None:
-    from train.cli import PRESETS
-    from train.trainer import TrainConfig, train
+    from alage_edge.train.trainer import TrainConfig, train
 
-    s, preset = cfg.settings, PRESETS[cfg.settings["preset"]]
-    tc = TrainConfig(arch=arch, model=dict(preset["model"]), data=cfg.data, out=str(out), epochs=tuple(s["epochs"]),
-                     batch_size=preset["batch_size"], optimizer=preset["optimizer"], lr=preset["lr"],
-                     l1=preset["l1"], joint_lr_scale=preset["joint_lr_scale"], seed=cfg.seed, resume=True, cache=str(Path(cfg.out) / "cache"),
-                     progress=cfg.progress)
-    train(tc)
-
-
-def _trained(run_dir: Path, cfg: DemoConfig, attention: bool) -> bool:
-    """Complete when metrics cover every epoch of the schedule."""
-    f = run_dir / "metrics.json"
-    if not (f.is_file() and (run_dir / "best.pt").is_file()):
-        return False
-    return len(json.loads(f.read_text())) >= sum(cfg.settings["epochs"])
+    s = cfg.settings
+    train(TrainConfig.from_preset(s["preset"], arch=arch, data=cfg.data, out=str(out), epochs=tuple(s["epochs"]),
+                                  seed=cfg.seed, resume=True, cache=str(Path(cfg.out) / "cache"),
+                                  progress=cfg.progress))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -144,7 +132,7 @@ def run_demo(cfg: DemoConfig) -> int:
 
     # 2. evaluation -------------------------------------------------------------------------------
     def evaluate():
-        from train.eval import evaluate_checkpoints, format_table
+        from alage_edge.train.evaluate import evaluate_checkpoints, format_table
 
         rows = evaluate_checkpoints([str(att_dir / "best.pt"), str(base_dir / "best.pt")], cfg.data,
                                     "test", cache=cache)
@@ -165,9 +153,9 @@ def run_demo(cfg: DemoConfig) -> int:
 
     # 3. export and convert -----------------------------------------------------------------------
     def export_convert():
-        from convert.export import export_bundle
-        from convert.openvino import build as openvino_build
-        from convert.qdq import build as qdq_build
+        from alage_edge.convert.export import export_bundle
+        from alage_edge.convert.openvino import build as openvino_build
+        from alage_edge.convert.qdq import build as qdq_build
 
         from .model import load_checkpoint
 
@@ -177,19 +165,20 @@ def run_demo(cfg: DemoConfig) -> int:
         for prec in ("fp32", "fp16"):
             openvino_build(bundle, prec, progress=cfg.progress)
         calib = f"synth:seed={cfg.seed}"
-        openvino_build(bundle, "int8", data=calib, calib_size=s["calib"], progress=cfg.progress, cache_dir=cache)
-        qdq_build(bundle, data=calib, calib_size=s["calib"], progress=cfg.progress, cache_dir=cache)
+        openvino_build(bundle, "int8", data=calib, calib_size=s["calib"], progress=cfg.progress, cache=cache)
+        qdq_build(bundle, data=calib, calib_size=s["calib"], progress=cfg.progress, cache=cache)
         from .backends import backend_class
 
         if backend_class("tensorrt").is_available()[0]:
-            from convert.tensorrt import build as trt_build
+            from alage_edge.convert.tensorrt import build as trt_build
 
             for prec in ("fp16", "int8"):
                 try:
-                    trt_build(bundle, prec, data=calib, calib_size=s["calib"], cache_dir=cache)
+                    trt_build(bundle, prec, data=calib if prec == "int8" else None, calib_size=s["calib"] if prec == "int8" else 300,
+                              cache=cache)
                 except Exception as e:  # a GPU host without a usable TensorRT: report, carry on
                     print(f"    TensorRT {prec}: not built ({e})")
-        from convert.trtcheck import check_bundle
+        from alage_edge.convert.trtcheck import check_bundle
 
         findings = check_bundle(bundle, "tensorrt-10")
         write_json(root / "trtcheck.json", [f.__dict__ for f in findings])

@@ -1,13 +1,23 @@
-"""One table of formats and one table of runs, read by the CLI, parity, bench and the tests.
+"""The one table of artifact formats.
 
-A *format* is an artifact kind in a bundle and the function that builds it;
-a *run* is a (backend, precision, artifact format) combination that parity
-and the benchmark evaluate against the PyTorch reference.
+A *format* is an artifact kind that export or convert writes into a bundle:
+its precisions, its variants (named constants that builders write and
+backends ask for), the convert flags that apply to it and the function that
+builds it. What each backend runs is declared by the backend itself
+(``Backend.runs``). A *run* is a (backend, precision, artifact format) that
+parity and bench compare with the PyTorch reference.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+
+# Q/DQ variants: int8 symmetric activations (the only Q/DQ TensorRT parses) and uint8 activations
+# with int8 weights (U8S8, fast in ONNX Runtime on x86; S8S8 ran slower than fp32 there).
+QDQ_S8 = "s8s8"
+QDQ_U8 = "u8s8"
 
 
 @dataclass(frozen=True)
@@ -17,62 +27,26 @@ class Format:
     precisions: Tuple[str, ...]
     needs_gpu: bool
     builder: Optional[str]  # "module:function" that writes it into a bundle (None: written by export)
-    flags: Tuple[str, ...] = ()  # convert flags that apply
+    flags: Tuple[str, ...] = ()  # convert options (argparse dests) that apply to it
+    variants: Tuple[str, ...] = ()
     doc: str = ""
 
 
 FORMATS: Dict[str, Format] = {f.name: f for f in (
-    Format("onnx", ".onnx", ("fp32",), False, None, (), "ONNX graphs from `alage-edge export`"),
-    Format("openvino", ".xml", ("fp32", "fp16", "int8"), False, "convert.openvino:build",
-           ("--data", "--calib-size", "--max-drop", "--int8-scope"), "OpenVINO IR (INT8 by NNCF)"),
-    Format("qdq", ".onnx", ("int8",), False, "convert.qdq:build", ("--data", "--calib-size", "--int8-scope"),
+    Format("torch", ".pt", ("fp32",), False, None, doc="the reference checkpoint from `alage-edge export`"),
+    Format("onnx", ".onnx", ("fp32",), False, None, doc="ONNX graphs from `alage-edge export`"),
+    Format("openvino", ".xml", ("fp32", "fp16", "int8"), False, "alage_edge.convert.openvino:build",
+           ("data", "calib_size", "calib_min", "max_drop", "int8_scope", "cache"), doc="OpenVINO IR (INT8 by NNCF)"),
+    Format("qdq", ".onnx", ("int8",), False, "alage_edge.convert.qdq:build",
+           ("data", "calib_size", "calib_min", "int8_scope", "variant", "cache"), (QDQ_S8, QDQ_U8),
            "ONNX with QuantizeLinear/DequantizeLinear (explicit INT8; TensorRT 10/11, ORT, OpenVINO)"),
-    Format("tensorrt", ".engine", ("fp32", "fp16", "int8"), True, "convert.tensorrt:build",
-           ("--data", "--calib-size", "--dla-core", "--workspace", "--batch"),
-           "TensorRT engines, built on the target device"),
+    Format("tensorrt", ".engine", ("fp32", "fp16", "int8"), True, "alage_edge.convert.tensorrt:build",
+           ("data", "calib_size", "calib_min", "int8_scope", "dla_core", "workspace", "batch", "int8_path", "cache"),
+           doc="TensorRT engines, built on the target device"),
 )}
 
 
-@dataclass(frozen=True)
-class Run:
-    label: str  # what tables call it
-    backend: str
-    precision: str
-    artifact: Optional[str] = None  # restrict to one artifact format (e.g. "qdq")
-    options: Dict = field(default_factory=dict)
-    needs_gpu: bool = False
-
-    @property
-    def key(self) -> str:
-        return f"{self.backend}-{self.precision}" + (f"-{self.artifact}" if self.artifact else "") + \
-            (f"-{self.options['device']}" if self.options.get("device") else "") + \
-            ("-graphs" if self.options.get("cuda_graphs") else "")
-
-
-REFERENCE = Run("PyTorch eager", "torch", "fp32")
-RUNS: List[Run] = [
-    REFERENCE,
-    Run("ONNX Runtime", "onnxruntime", "fp32"),
-    Run("ONNX Runtime Q/DQ", "onnxruntime", "int8", artifact="qdq"),
-    Run("OpenVINO", "openvino", "fp32"),
-    Run("OpenVINO", "openvino", "bf16"),
-    Run("OpenVINO", "openvino", "fp16"),
-    Run("OpenVINO NNCF", "openvino", "int8", artifact="openvino"),
-    Run("OpenVINO Q/DQ", "openvino", "int8", artifact="qdq"),
-    Run("TensorRT", "tensorrt", "fp32", needs_gpu=True),
-    Run("TensorRT", "tensorrt", "fp16", needs_gpu=True),
-    Run("TensorRT", "tensorrt", "int8", needs_gpu=True),
-    Run("PyTorch CUDA", "torch", "fp32", options={"device": "cuda"}, needs_gpu=True),
-    Run("PyTorch CUDA", "torch", "fp16", options={"device": "cuda"}, needs_gpu=True),
-    Run("PyTorch CUDA graphs", "torch", "fp16", options={"device": "cuda", "cuda_graphs": True}, needs_gpu=True),
-]
-
-
-assert len({r.key for r in RUNS}) == len(RUNS), "run keys must be unique"
-
-
-def find_run(key: str) -> Run:
-    for r in RUNS:
-        if r.key == key:
-            return r
-    raise KeyError(f"unknown run {key!r}; known: {', '.join(r.key for r in RUNS)}")
+def format_of(name: str) -> Format:
+    if name not in FORMATS:
+        raise KeyError(f"unknown artifact format {name!r}; known: {', '.join(FORMATS)}")
+    return FORMATS[name]

@@ -1,5 +1,6 @@
-"""The bundle's ``manifest.json``: model config, preprocessing, stream I/O and every
-artifact (ONNX, OpenVINO IR, TensorRT engine, Q/DQ ONNX) with its sha256.
+"""The bundle's ``manifest.json``, read side: model config, preprocessing, stream I/O and
+every artifact (ONNX, OpenVINO IR, TensorRT engine, Q/DQ ONNX) with its sha256.
+(Export and convert write it through ``alage_edge.convert.bundle``.)
 
 A bundle is the folder users copy to the device. Files are verified against
 their sha256 before use, so a truncated copy or an edited file is refused
@@ -7,22 +8,17 @@ with a message that names it.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, List, Optional
 
-from .atomic import write_json
 from .preprocess import PreprocessSpec
 
 FORMAT = "alage-edge-bundle"
 VERSION = 1
 MANIFEST = "manifest.json"
-STREAMS = ("global", "attention", "fused")
 
 
 class BundleError(ValueError):
@@ -47,9 +43,12 @@ class Artifact:
     info: Dict[str, Any] = field(default_factory=dict)  # tools, calibration, cache key ...
 
     @property
+    def variant(self) -> Optional[str]:
+        return self.info.get("variant")
+
+    @property
     def key(self) -> str:
-        variant = self.info.get("variant")
-        return f"{self.format}-{self.precision}" + (f"-{variant}" if variant else "")
+        return f"{self.format}-{self.precision}" + (f"-{self.variant}" if self.variant else "")
 
     def to_dict(self) -> dict:
         return {"format": self.format, "precision": self.precision, "files": dict(self.files), **self.info}
@@ -134,42 +133,3 @@ class Manifest:
             if p.stat().st_size != entry["bytes"] or sha256_file(p) != entry["sha256"]:
                 raise BundleError(f"{p}: altered or truncated (sha256 does not match {MANIFEST}); "
                                   f"copy it again or rebuild the bundle")
-
-    # -- writing ---------------------------------------------------------------------------------
-    @classmethod
-    def create(cls, root, model: dict, preprocess: PreprocessSpec, io: dict, **extra) -> "Manifest":
-        data = {"format": FORMAT, "version": VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "model": model, "preprocess": preprocess.to_dict(), "io": io, **extra,
-                "files": {}, "artifacts": []}
-        return cls(root, data)
-
-    def record_file(self, rel: str, **meta) -> None:
-        p = self.root / rel
-        self.data.setdefault("files", {})[rel] = {"sha256": sha256_file(p), "bytes": p.stat().st_size, **meta}
-
-    def add_artifact(self, art: Artifact) -> None:
-        """Record (or replace: same format, precision and variant) an artifact and hash its files."""
-        for rel in art.files.values():
-            self.record_file(rel, artifact=art.key)
-        kept = [a for a in self.data.get("artifacts", []) if Artifact.from_dict(a).key != art.key]
-        self.data["artifacts"] = kept + [art.to_dict()]
-
-    def save(self) -> Path:
-        return write_json(self.root / MANIFEST, self.data)
-
-
-@contextlib.contextmanager
-def updating(root) -> Iterator[Manifest]:
-    """Read-modify-write the manifest under a lock (two conversions may run at once)."""
-    root = Path(root)
-    lock = root / ".manifest.lock"
-    with open(lock, "a+") as f:
-        try:
-            import fcntl
-
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        except ImportError:  # pragma: no cover - Windows: no lock
-            pass
-        m = Manifest.load(root)
-        yield m
-        m.save()

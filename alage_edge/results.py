@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from .ages import GROUP_NAMES, decode
+from .ages import GROUP_NAMES
 from .preprocess import Geometry
 
 
@@ -34,10 +34,9 @@ class AgeResult:
         return d
 
 
-def make_results(outputs: dict, head: str, geometries: List[Geometry], sources: List[str]) -> List[AgeResult]:
-    """Backend outputs of one batch -> results, with boxes mapped back to original pixels."""
-    dec = decode(outputs["fused_logits"], head)
-    boxes = outputs.get("boxes")
+def make_results(dec: dict, geometries: List[Geometry], sources: List[str]) -> List[AgeResult]:
+    """Decoded outputs of one batch (``AgeEstimator.infer``'s dict) -> results, boxes in original pixels."""
+    boxes = dec.get("boxes")
     out = []
     for i, (geo, src) in enumerate(zip(geometries, sources)):
         gi = int(dec["group"][i])

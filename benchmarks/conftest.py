@@ -1,8 +1,6 @@
 """The latency suite shares the tests' trained, cached bundle."""
 import os
 
-import pytest
-
 os.environ.setdefault("ALAGE_PROGRESS", "0")
 
 from tests.conftest import trained_bundle  # noqa: E402,F401  (fixture)

@@ -24,12 +24,12 @@ def time_est(est, x, warmup=10, iters=50):
     import torch
 
     for _ in range(warmup):
-        est.runner.infer(x, check=False)
+        est.backend.infer(x, check=False)
     torch.cuda.synchronize()
     times = []
     for _ in range(iters):
         t = time.perf_counter()
-        est.runner.infer(x, check=False)  # includes the host<->device copies a pipeline pays
+        est.backend.infer(x, check=False)  # includes the host<->device copies a pipeline pays
         times.append((time.perf_counter() - t) * 1e3)
     return float(np.median(times)), float(np.percentile(times, 99))
 
@@ -60,9 +60,10 @@ def main() -> int:
 
         bundles[Manifest.load(args.bundle).model["arch"]] = args.bundle
     else:
+        from alage_edge.convert.bundle import BundleWriter
+        from alage_edge.convert.export import stream_io
+        from alage_edge.manifest import Artifact
         from alage_edge.model import build_model, save_checkpoint
-        from alage_edge.manifest import Artifact, Manifest
-        from convert.export import stream_io
 
         tmp = Path(tempfile.mkdtemp())
         for arch in args.archs.split(","):
@@ -71,7 +72,7 @@ def main() -> int:
             b = tmp / arch
             b.mkdir()
             save_checkpoint(b / "model.pt", model)
-            man = Manifest.create(b, model.cfg.to_dict(), model.cfg.preprocess, stream_io(model))
+            man = BundleWriter.create(b, model.cfg.to_dict(), model.cfg.preprocess, stream_io(model))
             man.record_file("model.pt")
             man.add_artifact(Artifact("torch", "fp32", {"checkpoint": "model.pt"}))
             man.save()
@@ -89,7 +90,7 @@ def main() -> int:
                              "p99_ms": p99, "images_per_s": b / p50 * 1e3})
             est.close()
         if backend_class("tensorrt").is_available()[0]:
-            from convert.tensorrt import build
+            from alage_edge.convert.tensorrt import build
 
             for prec in ("fp16",):
                 try:

@@ -11,9 +11,9 @@ import os
 import numpy as np
 import pytest
 
-from alage_edge.formats import RUNS
 from alage_edge.manifest import Manifest
 from alage_edge.tools import compare
+from alage_edge.tools.runs import RUNS
 
 BUNDLE = os.environ.get("ALAGE_BENCH_BUNDLE")
 

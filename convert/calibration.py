@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
 import numpy as np
 
 from alage_edge.data import open_dataset
+from alage_edge.images import ImageError
 from alage_edge.manifest import Manifest
-from alage_edge.preprocess import ImageError, centre_region, normalize, resize_region
 from alage_edge.progress import bar
 
 WARN_BELOW = 300
-REFUSE_BELOW = 32
 
 
 class CalibrationError(ValueError):
@@ -37,9 +35,8 @@ class CalibrationSet:
 
     @classmethod
     def from_spec(cls, spec: str, manifest: Manifest, size: Optional[int] = None, split: str = "train",
-                  minimum: Optional[int] = None, progress: bool = True, cache_dir: Optional[str] = None
-                  ) -> "CalibrationSet":
-        minimum = REFUSE_BELOW if minimum is None else minimum  # `convert --calib-min` sets REFUSE_BELOW
+                  minimum: int = 32, progress: bool = True, cache_dir: Optional[str] = None) -> "CalibrationSet":
+        """``minimum``: refuse a set smaller than this (``convert --calib-min``)."""
         pre = manifest.preprocess
         if spec == "synth" or spec.startswith("synth:"):
             # calibration must not see the test images: it draws from the training split
@@ -66,8 +63,7 @@ class CalibrationSet:
             except (ImageError, OSError) as e:
                 skipped.append(str(e))
                 continue
-            h, w = img.shape[:2]
-            out.append(normalize(resize_region(img, centre_region(h, w, pre), pre.size), pre))
+            out.append(pre.apply(img))
         if len(out) < minimum:
             raise CalibrationError(f"calibration set {spec!r}: only {len(out)} readable images "
                                    f"({len(skipped)} unreadable, e.g. {skipped[:2]}); at least {minimum} needed")

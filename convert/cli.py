@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -60,6 +59,12 @@ def _batch(text: str):
     return parts
 
 
+# convert options that belong to some formats only (argparse dest -> flag); FORMATS says which format takes which
+FORMAT_FLAGS = {"data": "--data", "calib_size": "--calib-size", "calib_min": "--calib-min", "max_drop": "--max-drop",
+                "int8_scope": "--int8-scope", "variant": "--qdq-variant", "dla_core": "--dla-core",
+                "workspace": "--workspace", "batch": "--batch", "int8_path": "--int8-path", "cache": "--cache"}
+
+
 def convert_main(argv: Optional[List[str]] = None) -> int:
     from alage_edge.formats import FORMATS
 
@@ -67,8 +72,9 @@ def convert_main(argv: Optional[List[str]] = None) -> int:
         prog="alage-edge convert",
         description="Build deployable artifacts into a bundle (written by `alage-edge export`) and record each "
                     "in manifest.json with its precision, sha256, tool versions and calibration.\n\n"
-                    + "\n".join(f"  {f.name:<9} {', '.join(f.precisions):<16} {f.doc}" for f in FORMATS.values()
-                                if f.builder),
+                    + "\n".join(f"  {f.name:<9} {', '.join(f.precisions):<16} {f.doc}\n"
+                                f"  {'':<9} {'':<16} options: {' '.join(FORMAT_FLAGS[k] for k in f.flags)}"
+                                for f in FORMATS.values() if f.builder),
         epilog="examples:\n"
                "  alage-edge convert bundle/ --to openvino --precision fp32\n"
                "  alage-edge convert bundle/ --to openvino --precision int8 --data synth --calib-size 300\n"
@@ -81,39 +87,38 @@ def convert_main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--to", required=True, choices=[f.name for f in FORMATS.values() if f.builder])
     p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default=None,
                    help="default: fp32 (int8 for qdq)")
-    p.add_argument("--data", default=None, help="calibration data: synth, a data set spec, an image folder or .npy")
-    p.add_argument("--calib-size", type=int, default=300, help="calibration images (warns below 300, refuses below 32)")
-    p.add_argument("--calib-min", type=int, default=32, help="refuse a calibration set smaller than this (default 32)")
-    p.add_argument("--max-drop", type=float, default=None,
-                   help="openvino int8: accuracy-controlled quantisation, largest allowed MAE increase (years)")
-    p.add_argument("--int8-scope", choices=["global", "global+local"], default="global+local",
-                   help="what goes to INT8: the global stream only, or also the local CNN (never the glue)")
-    p.add_argument("--qdq-flavour", choices=["both", "tensorrt", "cpu"], default="both",
-                   help="qdq: symmetric int8 activations for TensorRT, uint8 for CPUs, or both (default)")
-    p.add_argument("--dla-core", type=int, default=None, help="tensorrt: run the global stream on this DLA core")
-    p.add_argument("--workspace", type=float, default=2.0, help="tensorrt: builder workspace in GiB")
-    p.add_argument("--batch", type=_batch, default=(1, 8, 32), help="tensorrt: optimisation profile MIN,OPT,MAX")
-    p.add_argument("--int8-path", choices=["calibrator", "qdq"], default=None,
-                   help="tensorrt int8: implicit calibrator (TensorRT <= 10) or explicit Q/DQ (default by version)")
-    p.add_argument("--cache", default=None, help="folder for cached synth splits")
     p.add_argument("--no-progress", action="store_true")
+    # format options: default None, so that one given to a format it does not apply to is an error
+    p.add_argument("--data", help="calibration data: synth, a data set spec, an image folder or .npy")
+    p.add_argument("--calib-size", type=int, help="calibration images (default 300; warns below 300)")
+    p.add_argument("--calib-min", type=int, help="refuse a calibration set smaller than this (default 32)")
+    p.add_argument("--max-drop", type=float,
+                   help="openvino int8: accuracy-controlled quantisation, largest allowed MAE increase (years)")
+    p.add_argument("--int8-scope", choices=["global", "global+local"],
+                   help="what goes to INT8: the global stream only, or also the local CNN (default; never the glue)")
+    p.add_argument("--qdq-variant", dest="variant", choices=["both", "tensorrt", "cpu"],
+                   help="qdq: s8s8 for TensorRT, u8s8 for CPUs, or both (default)")
+    p.add_argument("--dla-core", type=int, help="tensorrt: run the global stream on this DLA core")
+    p.add_argument("--workspace", type=float, help="tensorrt: builder workspace in GiB (default 2)")
+    p.add_argument("--batch", type=_batch, help="tensorrt: optimisation profile MIN,OPT,MAX (default 1,8,32)")
+    p.add_argument("--int8-path", choices=["calibrator", "qdq"],
+                   help="tensorrt int8: implicit calibrator (TensorRT <= 10) or explicit Q/DQ (default by version)")
+    p.add_argument("--cache", help="folder for cached synth splits")
     args = p.parse_args(argv)
     fmt = FORMATS[args.to]
     precision = args.precision or ("int8" if args.to == "qdq" else "fp32")
     if precision not in fmt.precisions:
         p.error(f"{args.to} builds {', '.join(fmt.precisions)}, not {precision}")
+    given = {k: getattr(args, k) for k in FORMAT_FLAGS if getattr(args, k) is not None}
+    for k in given:
+        if k not in fmt.flags:
+            takers = [f.name for f in FORMATS.values() if k in f.flags]
+            p.error(f"{FORMAT_FLAGS[k]} does not apply to --to {args.to} (it applies to: {', '.join(takers)})")
     import importlib
 
-    from . import calibration
-
-    calibration.REFUSE_BELOW = args.calib_min
     module, func = fmt.builder.split(":")
     build = getattr(importlib.import_module(module), func)
-    arts = build(args.bundle, precision=precision, data=args.data, calib_size=args.calib_size,
-                 max_drop=args.max_drop, int8_scope=args.int8_scope, flavour=args.qdq_flavour,
-                 dla_core=args.dla_core, workspace=args.workspace, batch=args.batch, int8_path_=args.int8_path,
-                 progress=not args.no_progress, cache_dir=args.cache)
-    for art in (arts if isinstance(arts, list) else [arts]):
+    for art in build(args.bundle, precision=precision, progress=not args.no_progress, **given):
         print(f"{art.key}: " + ", ".join(f"{k}={v}" for k, v in art.files.items())
               + f"  ({art.info.get('seconds', 0):.1f} s)")
         if "calibration" in art.info:

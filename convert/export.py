@@ -23,6 +23,8 @@ from alage_edge.manifest import Artifact, Manifest
 from alage_edge.model import ALNet, save_checkpoint
 from alage_edge.system import package_versions
 
+from .bundle import BundleWriter
+
 OPSETS = (17, 18)
 FORBIDDEN_OPS = {"AffineGrid"}
 CHECKPOINT = "model.pt"
@@ -84,7 +86,6 @@ def stream_io(model: ALNet) -> Dict[str, dict]:
 def export_onnx(module: nn.Module, args: Tuple[torch.Tensor, ...], path: Path, inputs: List[str],
                 outputs: List[str], opset: int = 17) -> Path:
     """Export one graph atomically and check it (checker, opset, no AffineGrid, symbolic batch)."""
-    import onnx
 
     if opset not in OPSETS:
         raise ExportError(f"opset must be one of {OPSETS} (GridSample at opset 20+ samples nearest on some "
@@ -151,7 +152,7 @@ def export_bundle(model: ALNet, out_dir, opset: int = 17, checkpoint: Optional[P
     meta["source"] = str(checkpoint) if checkpoint is not None else "exported without a training checkpoint"
     save_checkpoint(out / CHECKPOINT, model, meta={k: v for k, v in meta.items() if k != "train"})
     versions = package_versions()
-    manifest = Manifest.create(out, model.cfg.to_dict(), model.cfg.preprocess, io, opset=opset,
+    manifest = BundleWriter.create(out, model.cfg.to_dict(), model.cfg.preprocess, io, opset=opset,
                                exporter=f"torch.onnx TorchScript (torch {torch.__version__})",
                                versions=versions, export_seconds=timings)
     manifest.record_file(CHECKPOINT, artifact="torch")

@@ -15,9 +15,10 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from alage_edge.atomic import atomic_path
-from alage_edge.manifest import Artifact, Manifest, updating
+from alage_edge.manifest import Artifact, Manifest
 from alage_edge.system import package_versions
 
+from .bundle import updating
 from .calibration import CalibrationSet
 from .graphs import OV_GLUE_TYPES
 
@@ -89,9 +90,9 @@ def _accuracy_controlled(models: Dict[str, object], calib: CalibrationSet, val_i
                                                subset_size=len(calib), advanced_quantization_parameters=_advanced())
 
 
-def build(bundle, precision: str = "fp32", data: Optional[str] = None, calib_size: int = 300,
+def build(bundle, precision: str = "fp32", data: Optional[str] = None, calib_size: int = 300, calib_min: int = 32,
           max_drop: Optional[float] = None, int8_scope: str = "global+local", progress: bool = True,
-          cache_dir: Optional[str] = None, **_) -> Artifact:
+          cache: Optional[str] = None) -> List[Artifact]:
     """Write openvino/<precision>/{global,attention}.xml (+ .bin) and record them in the manifest."""
     import openvino as ov
 
@@ -112,14 +113,14 @@ def build(bundle, precision: str = "fp32", data: Optional[str] = None, calib_siz
     if precision == "int8":
         if not data:
             raise ValueError("INT8 needs calibration data: --data synth (or a data set, folder or .npy)")
-        calib = CalibrationSet.from_spec(data, man, size=calib_size, progress=progress, cache_dir=cache_dir)
+        calib = CalibrationSet.from_spec(data, man, size=calib_size, minimum=calib_min, progress=progress,
+                                         cache_dir=cache)
         if max_drop is not None:
             from alage_edge.data import open_dataset
 
-            val = open_dataset(data, split="val", size=man.preprocess.size,
-                               cache_dir=cache_dir)
+            val = open_dataset(data, split="val", size=man.preprocess.size, cache_dir=cache)
             vcal = CalibrationSet.from_spec(data, man, size=min(len(val), 200), split="val", minimum=1,
-                                            progress=progress, cache_dir=cache_dir)
+                                            progress=progress, cache_dir=cache)
             models["global"] = _accuracy_controlled(models, calib, vcal.images, val.ages()[:len(vcal)],
                                                     man.head, max_drop)
             info["accuracy_control"] = {"max_drop": max_drop, "metric": "-MAE" if man.head == "dex" else "accuracy"}
@@ -144,4 +145,4 @@ def build(bundle, precision: str = "fp32", data: Optional[str] = None, calib_siz
         for rel in extra:
             m.record_file(rel, artifact=art.key)
         m.add_artifact(art)
-    return art
+    return [art]

@@ -2,12 +2,12 @@
 
 ONNX Runtime's ``quantize_static`` in QDQ format, per-channel symmetric INT8
 weights, only ``Conv`` nodes (the global stream and the local CNN; the
-attention glue stays float). Two flavours, because their needs conflict:
-  - ``tensorrt`` (qdq/): INT8 activations with zero point 0, the only Q/DQ
+attention glue stays float). Two variants, because their needs conflict:
+  - ``s8s8`` (qdq/, for TensorRT): INT8 activations with zero point 0, the only Q/DQ
     TensorRT parses ("x_zero_point must be zero");
-  - ``cpu`` (qdq-u8/): unsigned 8-bit asymmetric activations (U8S8), which ONNX
+  - ``u8s8`` (qdq-u8/, for CPUs): unsigned 8-bit asymmetric activations (U8S8), which ONNX
     Runtime runs fast on x86 (S8S8 ran slower than fp32 there).
-NVIDIA ModelOpt is used for the TensorRT flavour when installed.
+NVIDIA ModelOpt is used for the s8s8 variant when installed.
 """
 from __future__ import annotations
 
@@ -18,19 +18,22 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from alage_edge.atomic import write_with
-from alage_edge.manifest import Artifact, Manifest, updating
+from alage_edge.formats import QDQ_S8, QDQ_U8
+from alage_edge.manifest import Artifact, Manifest
 from alage_edge.system import package_versions
 
+from .bundle import updating
 from .calibration import CalibrationSet
 from .graphs import QUANTIZED_OPS, stem_convs
 
 METHODS = ("minmax", "entropy", "percentile", "modelopt")
 
 
-FLAVOURS = {"tensorrt": ("qdq", None), "cpu": ("qdq-u8", "u8s8")}  # folder, artifact variant
+FOLDERS = {QDQ_S8: "qdq", QDQ_U8: "qdq-u8"}
+VARIANTS = {"tensorrt": (QDQ_S8,), "cpu": (QDQ_U8,), "both": (QDQ_S8, QDQ_U8)}  # what --qdq-variant builds
 
 
-def _ort_quantize(src: Path, dst: Path, calib: CalibrationSet, stream: str, method: str, flavour: str) -> None:
+def _ort_quantize(src: Path, dst: Path, calib: CalibrationSet, stream: str, method: str, variant: str) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -44,9 +47,9 @@ def _ort_quantize(src: Path, dst: Path, calib: CalibrationSet, stream: str, meth
         quantize_static(str(pre), str(dst), calib.ort_reader(stream, batch_size=8), quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=list(QUANTIZED_OPS), per_channel=True,
                         nodes_to_exclude=stem_convs(onnx.load(str(pre))),
-                        activation_type=QuantType.QUInt8 if flavour == "cpu" else QuantType.QInt8,
+                        activation_type=QuantType.QUInt8 if variant == QDQ_U8 else QuantType.QInt8,
                         weight_type=QuantType.QInt8, calibrate_method=cm,
-                        extra_options={"ActivationSymmetric": flavour != "cpu", "WeightSymmetric": True,
+                        extra_options={"ActivationSymmetric": variant != QDQ_U8, "WeightSymmetric": True,
                                        "CalibMovingAverage": False})
 
 
@@ -59,13 +62,13 @@ def _modelopt_quantize(src: Path, dst: Path, calib: CalibrationSet, stream: str)
              op_types_to_quantize=list(QUANTIZED_OPS), output_path=str(dst))
 
 
-def build(bundle, precision: str = "int8", data: Optional[str] = None, calib_size: int = 300,
-          int8_scope: str = "global+local", method: Optional[str] = None, flavour: str = "both",
-          progress: bool = True, cache_dir: Optional[str] = None, **_) -> List[Artifact]:
-    """Write qdq/ (TensorRT flavour) and/or qdq-u8/ (CPU flavour) {global,attention}.onnx and record
+def build(bundle, precision: str = "int8", data: Optional[str] = None, calib_size: int = 300, calib_min: int = 32,
+          int8_scope: str = "global+local", variant: str = "both", method: Optional[str] = None,
+          progress: bool = True, cache: Optional[str] = None) -> List[Artifact]:
+    """Write qdq/ (s8s8, for TensorRT) and/or qdq-u8/ (u8s8, for CPUs) {global,attention}.onnx and record
     them (an fp32 copy where a stream stays float)."""
-    if flavour not in ("both",) + tuple(FLAVOURS):
-        raise ValueError(f"--qdq-flavour must be both, tensorrt or cpu, got {flavour!r}")
+    if variant not in VARIANTS:
+        raise ValueError(f"--qdq-variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
     if precision != "int8":
         raise ValueError("the Q/DQ model is INT8 by definition (--precision int8)")
     if not data:
@@ -79,17 +82,15 @@ def build(bundle, precision: str = "int8", data: Optional[str] = None, calib_siz
     man = Manifest.load(bundle)
     streams = [s for s in ("global", "attention") if s in man.io]
     man.verify([man.io[s]["file"] for s in streams])
-    calib = CalibrationSet.from_spec(data, man, size=calib_size, progress=progress, cache_dir=cache_dir)
-    arts = []
-    for fl in (FLAVOURS if flavour == "both" else [flavour]):
-        arts.append(_build_flavour(bundle, man, streams, calib, fl, method, int8_scope))
-    return arts
+    calib = CalibrationSet.from_spec(data, man, size=calib_size, minimum=calib_min, progress=progress,
+                                     cache_dir=cache)
+    return [_build_variant(bundle, man, streams, calib, v, method, int8_scope) for v in VARIANTS[variant]]
 
 
-def _build_flavour(bundle, man: Manifest, streams, calib: CalibrationSet, flavour: str, method: str,
+def _build_variant(bundle, man: Manifest, streams, calib: CalibrationSet, variant: str, method: str,
                    int8_scope: str) -> Artifact:
-    folder, variant = FLAVOURS[flavour]
-    method = "minmax" if (method == "modelopt" and flavour == "cpu") else method
+    folder = FOLDERS[variant]
+    method = "minmax" if (method == "modelopt" and variant == QDQ_U8) else method
     t0 = time.perf_counter()
     files: Dict[str, str] = {}
     quantized = []
@@ -99,19 +100,17 @@ def _build_flavour(bundle, man: Manifest, streams, calib: CalibrationSet, flavou
             write_with(man.path(rel), lambda tmp: shutil.copyfile(src, tmp))
         else:
             quant = _modelopt_quantize if method == "modelopt" else (
-                lambda a, b, c, st: _ort_quantize(a, b, c, st, method, flavour))
+                lambda a, b, c, st: _ort_quantize(a, b, c, st, method, variant))
             write_with(man.path(rel), lambda tmp: quant(src, tmp, calib, s))
             quantized.append(s if s == "global" else "attention (local CNN convolutions)")
         files[s] = rel
     versions = package_versions()
-    act = "uint8 asymmetric" if flavour == "cpu" else "int8 symmetric (zero point 0)"
+    act = "uint8 asymmetric" if variant == QDQ_U8 else "int8 symmetric (zero point 0)"
     info = {"tools": {k: versions.get(k) for k in ("onnxruntime", "onnx")},
             "calibration": {**calib.describe(), "method": method, "scope": int8_scope, "activations": act,
                             "weights": "int8 symmetric per channel", "op_types": list(QUANTIZED_OPS),
                             "float": "the stem convolutions that read pixels, and the attention glue"},
-            "flavour": flavour, "quantized_streams": quantized, "seconds": round(time.perf_counter() - t0, 2)}
-    if variant:
-        info["variant"] = variant
+            "variant": variant, "quantized_streams": quantized, "seconds": round(time.perf_counter() - t0, 2)}
     art = Artifact("qdq", "int8", files, info)
     with updating(bundle) as m:
         m.add_artifact(art)

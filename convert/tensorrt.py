@@ -17,7 +17,6 @@ installed there. Written against the TensorRT 10/11 Python API.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -26,8 +25,10 @@ import numpy as np
 
 from alage_edge.atomic import write_bytes, write_json
 from alage_edge.backends.engine_key import engine_key, engine_name, profile_shapes
-from alage_edge.manifest import Artifact, Manifest, sha256_file, updating
+from alage_edge.formats import QDQ_S8
+from alage_edge.manifest import Artifact, Manifest, sha256_file
 
+from .bundle import updating
 from .graphs import is_local_cnn
 
 DEFAULT_BATCH = (1, 8, 32)
@@ -41,7 +42,7 @@ def major_version(version: str) -> int:
     return int(version.split(".")[0])
 
 
-def int8_path(version: str, requested: Optional[str] = None) -> str:
+def choose_int8_path(version: str, requested: Optional[str] = None) -> str:
     """'calibrator' or 'qdq' for this TensorRT version (11 removed the calibrator API)."""
     major = major_version(version)
     if requested == "calibrator" and major >= 11:
@@ -179,10 +180,10 @@ def build_stream(trt, cuda, man: Manifest, stream: str, precision: str, source: 
     return bytes(serialized)
 
 
-def build(bundle, precision: str = "fp16", data: Optional[str] = None, calib_size: int = 300,
-          dla_core: Optional[int] = None, workspace: float = 2.0, batch: Tuple[int, int, int] = DEFAULT_BATCH,
-          int8_path_: Optional[str] = None, progress: bool = True, cache_dir: Optional[str] = None,
-          **_) -> Artifact:
+def build(bundle, precision: str = "fp16", data: Optional[str] = None, calib_size: int = 300, calib_min: int = 32,
+          int8_scope: str = "global+local", dla_core: Optional[int] = None, workspace: float = 2.0,
+          batch: Tuple[int, int, int] = DEFAULT_BATCH, int8_path: Optional[str] = None, progress: bool = True,
+          cache: Optional[str] = None) -> List[Artifact]:
     """Build tensorrt/<stream>.<precision>[.dlaN].<key>.engine (+ .json key) for each stream."""
     import tensorrt as trt
 
@@ -199,27 +200,28 @@ def build(bundle, precision: str = "fp16", data: Optional[str] = None, calib_siz
     man = Manifest.load(bundle)
     streams = [s for s in ("global", "attention") if s in man.io]
     major = major_version(trt.__version__)
-    path = int8_path(trt.__version__, int8_path_) if precision == "int8" else None
+    path = choose_int8_path(trt.__version__, int8_path) if precision == "int8" else None
     t0, log = time.perf_counter(), []
-    calib_feeds, calib_hash, calib_info = None, "", None
+    calib_hash, calib_info = "", None
     if precision == "int8":
         if not data:
             raise ValueError("INT8 needs calibration data: --data synth (or a data set, folder or .npy)")
         from .calibration import CalibrationSet
 
-        calib = CalibrationSet.from_spec(data, man, size=calib_size, progress=progress, cache_dir=cache_dir)
+        calib = CalibrationSet.from_spec(data, man, size=calib_size, minimum=calib_min, progress=progress,
+                                         cache_dir=cache)
         calib_hash, calib_info = calib.sha256, calib.describe()
-        if path == "qdq" and not man.find("qdq", "int8", flavour="tensorrt"):
+        if path == "qdq" and not man.find("qdq", "int8", variant=QDQ_S8):
             from .qdq import build as build_qdq
 
-            build_qdq(bundle, data=data, calib_size=calib_size, flavour="tensorrt", progress=progress,
-                      cache_dir=cache_dir)
+            build_qdq(bundle, data=data, calib_size=calib_size, calib_min=calib_min, int8_scope=int8_scope,
+                      variant="tensorrt", progress=progress, cache=cache)
             man = Manifest.load(bundle)
     files, keys = {}, {}
     for s in streams:
         strongly_typed = major >= 11 or path == "qdq"
         if path == "qdq":
-            source = man.path(man.find("qdq", "int8", flavour="tensorrt")[-1].files[s])
+            source = man.path(man.find("qdq", "int8", variant=QDQ_S8)[-1].files[s])
         else:
             source = man.path(man.io[s]["file"])
         if precision == "fp16" and major >= 11:
@@ -256,4 +258,4 @@ def build(bundle, precision: str = "fp16", data: Optional[str] = None, calib_siz
         m.add_artifact(art)
     for line in log:
         print(line)
-    return art
+    return [art]

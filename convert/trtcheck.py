@@ -2,7 +2,7 @@
 differently, node by node, without TensorRT (runs on any CPU).
 
 Rules come from onnx-tensorrt's operator matrix (docs/operators.md for 10.x)
-and from what was measured for this project (shared/design/PITFALLS.md).
+and from what was measured for this project (README, Limits).
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
+from alage_edge.formats import QDQ_S8
 from alage_edge.manifest import Manifest
 
 TARGETS = ("tensorrt", "tensorrt-10", "tensorrt-11")
@@ -101,7 +102,7 @@ def check_model(model, graph: str, target: str = "tensorrt-10") -> List[Finding]
             if (zp != 0).any():
                 out.append(Finding(graph, name, op, "error",
                                    f"{op} with a non-zero zero point: TensorRT needs symmetric INT8 Q/DQ "
-                                   f"(use the tensorrt flavour of the Q/DQ model, qdq/)"))
+                                   f"(use the s8s8 variant of the Q/DQ model, qdq/)"))
             if zp.dtype.kind == "u":
                 out.append(Finding(graph, name, op, "error",
                                    f"{op} to uint8: TensorRT quantises to int8 (uint8 is only an I/O type)"))
@@ -131,7 +132,7 @@ def check_model(model, graph: str, target: str = "tensorrt-10") -> List[Finding]
 def graphs_of(bundle) -> Dict[str, Path]:
     man = Manifest.load(bundle)
     found = {spec["file"]: man.path(spec["file"]) for spec in man.io.values()}
-    for art in man.find("qdq", "int8", flavour="tensorrt"):  # the CPU (uint8) flavour is not for TensorRT
+    for art in man.find("qdq", "int8", variant=QDQ_S8):  # the CPU (uint8) variant is not for TensorRT
         for rel in art.files.values():
             found[rel] = man.path(rel)
     return found

@@ -25,8 +25,8 @@ def tiny_cfg():
 def tiny_bundle(tmp_path_factory):
     """An exported random-weight al_resnet18 bundle (64 px)."""
     torch = torch_or_skip()
+    from alage_edge.convert.export import export_bundle
     from alage_edge.model import build_model
-    from convert.export import export_bundle
 
     torch.manual_seed(0)
     model = build_model("al_resnet18", **TINY)
@@ -50,6 +50,7 @@ def logits_close(a: np.ndarray, b: np.ndarray, atol: float, rtol: float) -> bool
 
 # Trained long enough that INT8 is judged on realistic weights (random or barely trained weights make
 # INT8 look far worse than it is), small enough to build in about a minute.
+BUNDLE_LAYOUT = 2  # bump when what export/convert write changes (2: Q/DQ variants s8s8/u8s8)
 TRAINED = dict(arch="al_resnet18", model=dict(img_size=64, width=16, local_width=16, crop_size=32, hidden=64),
                data="synth:n=1536,n_val=64,n_test=64,seed=5", epochs=(8, 1, 1), batch_size=32, optimizer="adamw",
                lr=2e-3, l1=0.05, joint_lr_scale=0.3, seed=0)
@@ -67,13 +68,13 @@ def trained_bundle(request, tmp_path_factory):
     import json
     import shutil
 
-    key = hashlib.sha256(json.dumps(TRAINED, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    key = hashlib.sha256(json.dumps([TRAINED, BUNDLE_LAYOUT], sort_keys=True, default=str).encode()).hexdigest()[:10]
     root = request.config.cache.mkdir(f"alage-trained-{key}")
     bundle = root / "bundle"
     if not (bundle / ".complete").exists():
+        from alage_edge.convert.export import export_bundle
         from alage_edge.model import load_checkpoint
-        from convert.export import export_bundle
-        from train.trainer import TrainConfig, train
+        from alage_edge.train.trainer import TrainConfig, train
 
         if bundle.exists():
             shutil.rmtree(bundle)
@@ -83,14 +84,14 @@ def trained_bundle(request, tmp_path_factory):
         import importlib.util
 
         if importlib.util.find_spec("openvino") and importlib.util.find_spec("nncf"):
-            from convert.openvino import build as ov_build
+            from alage_edge.convert.openvino import build as ov_build
 
             for prec in ("fp32", "fp16"):
                 ov_build(bundle, prec, progress=False)
             ov_build(bundle, "int8", data="synth:seed=5", calib_size=128, progress=False,
-                     cache_dir=str(root / "cache"))
-        from convert.qdq import build as qdq_build
+                     cache=str(root / "cache"))
+        from alage_edge.convert.qdq import build as qdq_build
 
-        qdq_build(bundle, data="synth:seed=5", calib_size=128, progress=False, cache_dir=str(root / "cache"))
+        qdq_build(bundle, data="synth:seed=5", calib_size=128, progress=False, cache=str(root / "cache"))
         (bundle / ".complete").write_text("ok")
     return bundle

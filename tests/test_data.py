@@ -6,8 +6,7 @@ from alage_edge.ages import GROUP_NAMES, age_to_group, decode
 from alage_edge.data import DataError, open_dataset, open_splits, parse
 from alage_edge.data import adience as adience_reader
 from alage_edge.data.synth import REGIONS, SynthFaces, render, write_folder
-from alage_edge.metrics import (accuracy, attention_scores, cumulative_score, epsilon_error, iou, mae,
-                                one_off)
+from alage_edge.metrics import accuracy, attention_scores, cumulative_score, epsilon_error, iou, mae, one_off
 
 from . import fixtures
 

@@ -24,7 +24,7 @@ def test_demo_writes_valid_artifacts(demo_dir):
     man = Manifest.load(demo_dir / "bundle")
     man.verify()  # every file matches its sha256
     kinds = {a.key for a in man.artifacts()}
-    assert {"onnx-fp32", "openvino-fp32", "openvino-fp16", "openvino-int8", "qdq-int8", "qdq-int8-u8s8"} <= kinds
+    assert {"onnx-fp32", "openvino-fp32", "openvino-fp16", "openvino-int8", "qdq-int8-s8s8", "qdq-int8-u8s8"} <= kinds
     compare = json.loads((demo_dir / "compare.json").read_text())
     assert compare["attention"]["mae"] > 0 and "box_hit_mean" in compare["attention"]
     parity = json.loads((demo_dir / "parity.json").read_text())

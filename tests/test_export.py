@@ -9,11 +9,11 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from alage_edge.ages import decode  # noqa: E402
+from alage_edge.convert.export import ExportError, export_bundle, export_onnx  # noqa: E402
 from alage_edge.data.synth import render  # noqa: E402
 from alage_edge.manifest import Manifest  # noqa: E402
 from alage_edge.model import build_model  # noqa: E402
 from alage_edge.preprocess import PreprocessSpec, normalize  # noqa: E402
-from convert.export import ExportError, export_bundle, export_onnx  # noqa: E402
 
 from .conftest import TINY, logits_close  # noqa: E402
 

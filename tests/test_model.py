@@ -1,16 +1,21 @@
 """The PyTorch model family: shapes, torchvision keys, RoR, gradients, checkpoints."""
-import io
-import pickle
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from alage_edge.model import (CheckpointError, build_model, list_models, load_checkpoint,  # noqa: E402
-                              load_pretrained, read_checkpoint, save_checkpoint)
+from alage_edge.model import (  # noqa: E402
+    CheckpointError,
+    build_model,
+    list_models,
+    load_checkpoint,
+    load_pretrained,
+    read_checkpoint,
+    save_checkpoint,
+)
 from alage_edge.model.resnet import resnet18, resnet34, resnet50  # noqa: E402
-from alage_edge.model.ror import PreActBlock, RoR, ror  # noqa: E402
+from alage_edge.model.ror import PreActBlock, ror  # noqa: E402
 
 from .conftest import TINY  # noqa: E402
 

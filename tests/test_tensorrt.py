@@ -6,18 +6,18 @@ import shutil
 import numpy as np
 import pytest
 
-from convert.tensorrt import BuildError, int8_path, major_version
+from alage_edge.convert.tensorrt import BuildError, choose_int8_path, major_version
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
 
 
 def test_int8_path_follows_the_installed_version():
-    assert int8_path("8.6.2") == "calibrator"  # JetPack 5
-    assert int8_path("10.3.0") == "calibrator"  # JetPack 6
-    assert int8_path("10.3.0", "qdq") == "qdq"
-    assert int8_path("11.4.0") == "qdq"
+    assert choose_int8_path("8.6.2") == "calibrator"  # JetPack 5
+    assert choose_int8_path("10.3.0") == "calibrator"  # JetPack 6
+    assert choose_int8_path("10.3.0", "qdq") == "qdq"
+    assert choose_int8_path("11.4.0") == "qdq"
     with pytest.raises(BuildError, match="removed in 11"):
-        int8_path("11.0.1", "calibrator")
+        choose_int8_path("11.0.1", "calibrator")
     assert major_version("10.16.1.post1") == 10
 
 
@@ -56,8 +56,14 @@ tensorrt = pytest.mark.skipif(not HAS_TRT, reason="TensorRT is not installed her
 
 @pytest.fixture()
 def gpu():
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
+    """A GPU as TensorRT finds one: through the CUDA wrapper, not torch (Jetsons rarely have a CUDA torch)."""
+    from alage_edge.backends.cuda import cuda_api
+
+    try:
+        count = cuda_api().device_count()
+    except Exception as e:  # no cuda-python / pycuda, no driver
+        pytest.skip(f"no CUDA GPU reachable ({type(e).__name__}: {e})")
+    if count == 0:
         pytest.skip("no CUDA GPU")
 
 
@@ -67,11 +73,11 @@ def gpu():
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_tensorrt_engine_matches_onnxruntime(gpu, trained_bundle, tmp_path, precision):
     from alage_edge import AgeEstimator
-    from convert.tensorrt import build
+    from alage_edge.convert.tensorrt import build
 
     b = tmp_path / "b"
     shutil.copytree(trained_bundle, b)
-    art = build(b, precision, batch=(1, 4, 8))
+    art = build(b, precision, batch=(1, 4, 8))[0]
     key = json.loads((b / (art.files["global"] + ".json")).read_text())
     assert key["precision"] == precision and key["onnx_sha256"]
     trt_est = AgeEstimator.load(b, backend="tensorrt", precision=precision)
@@ -79,7 +85,7 @@ def test_tensorrt_engine_matches_onnxruntime(gpu, trained_bundle, tmp_path, prec
     x = np.random.default_rng(0).normal(size=(6, 3, 64, 64)).astype(np.float32)
     d = np.abs(trt_est.infer(x)["age"] - ref.infer(x)["age"])
     assert d.max() < (0.05 if precision == "fp32" else 0.5)
-    many = list(trt_est.runner.infer_many([x[:2], x[2:4], x[4:]]))  # the two-stream pipeline
+    many = list(trt_est.backend.infer_many([x[:2], x[2:4], x[4:]]))  # the two-stream pipeline
     assert np.abs(np.concatenate([m["fused_logits"] for m in many]) - trt_est.infer(x)["fused_logits"]).max() < 1e-3
 
 
@@ -89,12 +95,12 @@ def test_tensorrt_engine_matches_onnxruntime(gpu, trained_bundle, tmp_path, prec
 def test_tensorrt_int8_and_foreign_engines(gpu, trained_bundle, tmp_path):
     from alage_edge import AgeEstimator
     from alage_edge.backends import BackendError
-    from alage_edge.manifest import updating
-    from convert.tensorrt import build
+    from alage_edge.convert.bundle import updating
+    from alage_edge.convert.tensorrt import build
 
     b = tmp_path / "b"
     shutil.copytree(trained_bundle, b)
-    art = build(b, "int8", data="synth:seed=5", calib_size=64, batch=(1, 8, 8))
+    art = build(b, "int8", data="synth:seed=5", calib_size=64, batch=(1, 8, 8))[0]
     est = AgeEstimator.load(b, backend="tensorrt", precision="int8")
     assert est.infer(np.zeros((2, 3, 64, 64), np.float32))["age"].shape == (2,)
     sidecar = b / (art.files["global"] + ".json")

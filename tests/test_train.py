@@ -1,9 +1,10 @@
 """Training: loss goes down, staged freezing, kill-and-resume, DDP on gloo, counted skips, eval."""
 import json
 import os
+import signal
 import subprocess
 import sys
-from pathlib import Path
+import time
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from alage_edge.model import load_checkpoint, read_checkpoint  # noqa: E402
-from train.trainer import TrainConfig, Trainer, train, warm_start_attention  # noqa: E402
+from alage_edge.train.trainer import TrainConfig, Trainer, train, warm_start_attention  # noqa: E402
 
 from .conftest import TINY  # noqa: E402
 
@@ -27,8 +28,25 @@ def _cfg(tmp_path, **kw):
 
 def _cli(args, env=None, cwd=None):
     e = {**os.environ, "ALAGE_PROGRESS": "0", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "train", *args], capture_output=True, text=True, env=e,
+    return subprocess.run([sys.executable, "-m", "alage_edge.train", *args], capture_output=True, text=True, env=e,
                           timeout=600, cwd=cwd)
+
+
+def _kill_after_epochs(args, run_dir, epochs: int) -> int:
+    """Start training, SIGKILL it from outside once metrics.json holds ``epochs`` rows; its return code."""
+    e = {**os.environ, "ALAGE_PROGRESS": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "alage_edge.train", *args], env=e,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics, deadline = run_dir / "metrics.json", time.monotonic() + 600
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            if len(json.loads(metrics.read_text())) >= epochs:
+                proc.send_signal(signal.SIGKILL)
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.01)
+    return proc.wait()
 
 
 def test_two_epochs_lower_the_loss_and_write_everything(tmp_path):
@@ -79,8 +97,8 @@ def test_kill_and_resume_gives_the_same_weights(tmp_path):
             "--cache", str(tmp_path / "cache"), "--no-progress"]
     whole = _cli(args + ["--out", str(tmp_path / "whole")])
     assert whole.returncode == 0, whole.stderr
-    killed = _cli(args + ["--out", str(tmp_path / "killed")], env={"ALAGE_TEST_KILL_AFTER_EPOCHS": "2"})
-    assert killed.returncode == 137, killed.stderr  # died hard after epoch 2 (mid-schedule)
+    code = _kill_after_epochs(args + ["--out", str(tmp_path / "killed")], tmp_path / "killed", 1)
+    assert code == -signal.SIGKILL, code  # killed from outside mid-schedule (after epoch 1 of 4 was saved)
     resumed = _cli(args + ["--out", str(tmp_path / "killed"), "--resume"])
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stdout
@@ -152,7 +170,7 @@ def test_eval_cli_table_and_folds(tmp_path, capsys):
     assert main(["eval", ckpt, "--data", DATA, "--json", "--cache", str(tmp_path / "cache")]) == 0
     row = json.loads(capsys.readouterr().out)[0]
     assert row["images"] == 32 and 0 <= row["cs5"] <= 1 and 0 <= row["all_boxes_hit"] <= 1
-    from train.eval import format_table
+    from alage_edge.train.evaluate import format_table
 
     txt = format_table([{"checkpoint": "a", "arch": "x", "mae": 5.0}, {"checkpoint": "mean of 2 folds", "arch": "x",
                                                                        "mae": 5.5, "mae_std": 0.5}])

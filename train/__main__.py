@@ -1,4 +1,4 @@
-"""``python -m train`` / ``torchrun --nproc_per_node N -m train ...``: the training CLI."""
+"""``python -m alage_edge.train`` / ``torchrun --nproc_per_node N -m alage_edge.train ...``: the training CLI."""
 from .cli import train_main
 
 raise SystemExit(train_main())

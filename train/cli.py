@@ -3,27 +3,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import List, Optional
+
+from .presets import PRESETS
 
 DATA_HELP = ("data set spec: synth[:n=2000,seed=0] | adience:ROOT[,fold=K] | morph:CSV | fgnet:DIR[,fold=K] | "
              "lap:ROOT | imdbwiki:ROOT[,meta=wiki.mat] | csv:FILE (path,age)")
-
-# Named model + schedule configurations. "compact" trains on 2 CPU cores in minutes.
-PRESETS = {
-    "paper": {"model": {}, "epochs": (30, 20, 10), "batch_size": 32, "optimizer": "sgd", "lr": 0.01, "l1": 0.0,
-              "joint_lr_scale": 0.1},
-    # Small data, no ImageNet start: cross-entropy alone barely moves in a few epochs, the L1 term on
-    # the expected age gives the early signal (measured: MAE 23 -> 7 in 6 epochs with it, 22 without).
-    # Measured on synth n=4000 (val MAE): (6,4,2) 8.37; (8,2,2) 7.48; (6,2,4) with joint lr x0.3: 7.13.
-    "compact": {"model": {"img_size": 112, "width": 16, "local_width": 16, "crop_size": 56, "hidden": 128},
-                "epochs": (6, 2, 4), "batch_size": 64, "optimizer": "adamw", "lr": 2e-3, "l1": 0.05,
-                "joint_lr_scale": 0.3},
-    "tiny": {"model": {"img_size": 64, "width": 8, "local_width": 8, "crop_size": 32, "hidden": 32},
-             "epochs": (1, 1, 1), "batch_size": 16, "optimizer": "adamw", "lr": 2e-3, "l1": 0.05,
-             "joint_lr_scale": 0.3},
-}
-
 
 def _epochs(text: str):
     parts = [int(p) for p in text.split(",")]
@@ -46,7 +31,7 @@ def train_parser() -> argparse.ArgumentParser:
                "  alage-edge train --arch al_resnet34 --data imdbwiki:/data/wiki_crop --pretrained resnet34.pth\n"
                "  alage-edge train --arch al_resnet34 --data adience:/data/adience,fold=0 --head groups "
                "--init runs/imdbwiki/best.pt\n"
-               "  torchrun --nproc_per_node 4 -m train --data morph:/data/morph.csv --out runs/morph\n"
+               "  torchrun --nproc_per_node 4 -m alage_edge.train --data morph:/data/morph.csv --out runs/morph\n"
                "  alage-edge train ... --resume          (continue a killed run where it stopped)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", default="al_resnet18", help="registered model (alage-edge export --list)")
@@ -55,7 +40,7 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="synth", help=DATA_HELP)
     p.add_argument("--out", default="runs/train", help="run folder (checkpoints, metrics, curves)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="paper",
-                   help="model size and schedule (compact: minutes on a CPU; paper: ALNET.md defaults)")
+                   help="model size and schedule (compact: minutes on a CPU; paper: the paper's schedule)")
     p.add_argument("--config", default=None, help='model options as JSON, over the preset, e.g. \'{"steps": 4}\'')
     p.add_argument("--stage", choices=["all", "global", "attention", "joint"], default="all",
                    help="run one stage only (default all three)")
@@ -84,28 +69,21 @@ def train_parser() -> argparse.ArgumentParser:
     return p
 
 
-def config_from_args(args) -> "TrainConfig":
+def config_from_args(args):
     from .trainer import TrainConfig
 
-    preset = PRESETS[args.preset]
-    model = dict(preset["model"])
-    if args.config:
-        model.update(json.loads(args.config))
+    model = json.loads(args.config) if args.config else {}
     weights = tuple(float(w) for w in args.loss_weights.split(","))
     if len(weights) != 3:
         raise ValueError("--loss-weights takes three numbers: global,local,fused")
-    return TrainConfig(
-        arch=args.arch, head=args.head, model=model, data=args.data, out=args.out, stage=args.stage,
-        epochs=args.epochs or preset["epochs"], batch_size=args.batch_size or preset["batch_size"],
-        optimizer=args.optimizer or preset["optimizer"],
-        lr=args.lr or (preset["lr"] if (args.optimizer or preset["optimizer"]) == preset["optimizer"]
-                       else {"sgd": 0.01, "adamw": 1e-3}[args.optimizer]),
-        joint_lr_scale=preset["joint_lr_scale"] if args.joint_lr_scale is None else args.joint_lr_scale,
-        weight_decay=args.weight_decay, schedule=args.schedule,
-        warmup_epochs=args.warmup_epochs, weights=weights, l1=preset["l1"] if args.l1 is None else args.l1, clip=args.clip,
-        amp={"auto": None, "on": True, "off": False}[args.amp], seed=args.seed, workers=args.workers,
+    chosen = {"epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr,
+              "joint_lr_scale": args.joint_lr_scale, "l1": args.l1}
+    return TrainConfig.from_preset(
+        args.preset, arch=args.arch, head=args.head, model=model, data=args.data, out=args.out, stage=args.stage,
+        weight_decay=args.weight_decay, schedule=args.schedule, warmup_epochs=args.warmup_epochs, weights=weights,
+        clip=args.clip, amp={"auto": None, "on": True, "off": False}[args.amp], seed=args.seed, workers=args.workers,
         device=args.device, pretrained=args.pretrained, init=args.init, resume=args.resume, cache=args.cache,
-        progress=not args.no_progress)
+        progress=not args.no_progress, **{k: v for k, v in chosen.items() if v is not None})
 
 
 def train_main(argv: Optional[List[str]] = None) -> int:
@@ -137,7 +115,7 @@ def eval_main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--cache", default=None, help="folder for cached synth splits")
     args = p.parse_args(argv)
-    from .eval import evaluate_checkpoints, format_table
+    from .evaluate import evaluate_checkpoints, format_table
 
     rows = evaluate_checkpoints(args.checkpoints, args.data, args.split, args.batch_size, args.device, args.cache)
     print(json.dumps(rows, indent=2) if args.json else format_table(rows))

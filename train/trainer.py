@@ -13,13 +13,11 @@ import csv
 import io
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-import numpy as np
 import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader
@@ -75,6 +73,20 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_preset(cls, preset: str, model: Optional[Dict] = None, **overrides) -> "TrainConfig":
+        """A preset's model and schedule (``train/presets.py``), ``model`` options and ``overrides`` on top.
+        Another optimiser than the preset's, without ``lr``, takes that optimiser's default rate."""
+        from .presets import DEFAULT_LR, PRESETS
+
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(sorted(PRESETS))}")
+        p = PRESETS[preset]
+        fields = {k: p[k] for k in ("epochs", "batch_size", "optimizer", "lr", "l1", "joint_lr_scale")}
+        if overrides.get("optimizer", p["optimizer"]) != p["optimizer"] and "lr" not in overrides:
+            fields["lr"] = DEFAULT_LR[overrides["optimizer"]]
+        return cls(model={**p["model"], **(model or {})}, **{**fields, **overrides})
 
 
 def _device(name: str) -> str:
@@ -281,9 +293,6 @@ class Trainer:
                          + "  ".join(f"val {k} {v:.3f}" for k, v in val.items() if k in ("mae", "cs5", "accuracy",
                                                                                         "box_hit_mean"))
                          + f"  {stats['images_per_s']:.0f} img/s" + ("  (best)" if improved else ""))
-                kill = os.environ.get("ALAGE_TEST_KILL_AFTER_EPOCHS")
-                if kill and len(self.history) >= int(kill):
-                    os._exit(137)  # a hard kill after the checkpoint, for the resume test
         if self.skipped:
             self.log(f"skipped {len(self.skipped)} unreadable images, e.g. {', '.join(self.skipped[:5])}")
         if self.main and not (self.out / "best.pt").exists() and (self.out / "last.pt").exists():

@@ -1,25 +1,33 @@
-"""The backend interface: load / infer / close, after Polygraphy's runners.
+"""The runner base, after Polygraphy's ``BaseRunner``: backends only fill in hooks.
 
-A backend runs the bundle's streams on one engine library. The base class owns
-the lifecycle, input checks, the order of the streams and the timing; a
-backend fills in ``_load_stream`` and ``_run`` (and ``_close``) in its own
-small module, importing its SDK only inside ``_load_stream``.
+The base owns the public lifecycle (``load``, ``infer``, ``infer_many``,
+``close``, the context manager), input checks, locking, timing, splitting a
+batch over the engine's maximum, and the order of the streams:
+``split`` runs global then attention (``g`` handed over as the first stream
+returned it), ``fused`` runs alnet.onnx. A backend declares what it runs
+(``runs``) and why it cannot run an artifact here (``can_run``), and fills in:
 
-Streams: ``split`` runs global.onnx then attention.onnx (the global stream
-can be quantised or sit on a DLA core on its own); ``fused`` runs alnet.onnx.
+    _load(stream, path) -> handle     one file (a stream's graph or engine, or the checkpoint)
+    _run(stream, feeds) -> outputs    one stream; values may stay on the device until ``_host``
+    _run_each(stream, [feeds]) -> [outputs]   optional: one stream over several batches (async queues)
+    _run_many(images) -> [outputs]    optional: the whole graph over several batches (pipelines)
+    _host(value) -> np.ndarray        optional: device value -> numpy
+    _close()                          optional: release what ``_load`` made
+
+SDKs are imported inside the hooks, never at module import.
 """
 from __future__ import annotations
 
 import importlib.util
 import threading
-import time
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
 from ..manifest import Artifact, BundleError, Manifest
 
 OUTPUTS = ("global_logits", "boxes", "local_logits", "fused_logits")
+INFLIGHT = 4  # batches handed to ``_run_many`` at once by ``infer_many`` (the lock is held per group)
 
 
 class BackendError(RuntimeError):
@@ -30,24 +38,34 @@ class InputError(ValueError):
     """``infer`` got an array of the wrong shape, dtype or with NaN/inf."""
 
 
+class Source(NamedTuple):
+    """An artifact a backend runs: format, the artifact's precision, variant (None: any)."""
+
+    format: str
+    precision: str
+    variant: Optional[str] = None
+
+
 class Backend:
     name = "base"
-    formats: Tuple[str, ...] = ()  # artifact formats this backend runs
     modules: Tuple[str, ...] = ()  # Python modules it needs
     extra = ""  # pip extra that installs them
+    runs: Dict[str, List[Source]] = {}  # run precision -> artifacts, in order of preference
+    preferred_graph = "split"  # taken when the artifact has its files, else the other one
     thread_safe = True  # False: calls are serialised with a lock
 
     def __init__(self, manifest: Manifest, artifact: Artifact, device: Optional[str] = None,
-                 graph: Optional[str] = None, precision: Optional[str] = None, **options):
+                 precision: Optional[str] = None, graph: Optional[str] = None, why: Optional[Dict[str, str]] = None,
+                 **options):
         self.manifest, self.artifact, self.device, self.options = manifest, artifact, device, options
         self.precision = precision or artifact.precision
-        self.graph = graph or self.default_graph(artifact)
+        self.why = why or {}
+        self.graph = graph or self._default_graph()
         if self.graph not in ("split", "fused"):
             raise ValueError(f"graph must be 'split' or 'fused', got {self.graph!r}")
-        self._handles: Dict[str, object] = {}  # stream -> session / compiled model / engine
+        self.max_batch: Optional[int] = None  # set by ``_load`` where the engine has one
         self.loaded = False
-        self.last_latency_ms: Optional[float] = None
-        self.max_batch: Optional[int] = None
+        self._handles: Dict[str, object] = {}
         self._lock = threading.Lock()
 
     # -- discovery -------------------------------------------------------------------------------
@@ -63,14 +81,32 @@ class Backend:
                 return False, f"{mod} is not installed (pip install 'alage-edge[{cls.extra}]')"
         return True, "installed"
 
-    @staticmethod
-    def default_graph(artifact: Artifact) -> str:
-        return "split" if "attention" in artifact.files or "fused" not in artifact.files else "fused"
+    @classmethod
+    def can_run(cls, manifest: Manifest, artifact: Artifact, device: Optional[str] = None) -> Optional[str]:
+        """None if this artifact can run here on ``device``; else why not (no GPU, foreign engine ...)."""
+        return None
+
+    def _default_graph(self) -> str:
+        files = self.artifact.files
+        has = {"fused": "fused" in files, "split": "global" in files}
+        if has[self.preferred_graph] or not any(has.values()):
+            return self.preferred_graph
+        return "fused" if has["fused"] else "split"
 
     def streams(self) -> List[str]:
         if self.graph == "fused":
             return ["fused"]
         return ["global", "attention"] if self.manifest.attention else ["global"]
+
+    def files(self) -> Dict[str, str]:
+        """What ``_load`` gets: each stream's file, or the one checkpoint that holds them all."""
+        if "checkpoint" in self.artifact.files:
+            return {"checkpoint": self.artifact.files["checkpoint"]}
+        missing = [s for s in self.streams() if s not in self.artifact.files]
+        if missing:
+            raise BundleError(f"{self.manifest.root}: artifact {self.artifact.key} has no {missing} stream "
+                              f"(has {sorted(self.artifact.files)})")
+        return {s: self.artifact.files[s] for s in self.streams()}
 
     # -- lifecycle -------------------------------------------------------------------------------
     def load(self) -> "Backend":
@@ -79,25 +115,19 @@ class Backend:
         ok, why = self.is_available()
         if not ok:
             raise BackendError(f"{self.name} backend unavailable: {why}")
-        self._load_artifact()
+        files = self.files()
+        self.manifest.verify(list(files.values()) + list(self.artifact.info.get("extra_files", [])))
+        for key, rel in files.items():
+            self._handles[key] = self._load(key, self.manifest.path(rel))
         self.loaded = True
         return self
 
-    def _load_artifact(self) -> None:
-        """Verify the stream files against the manifest, then load each."""
-        missing = [s for s in self.streams() if s not in self.artifact.files]
-        if missing:
-            raise BundleError(f"{self.manifest.root}: artifact {self.artifact.key} has no {missing} stream "
-                              f"(has {sorted(self.artifact.files)})")
-        self.manifest.verify([self.artifact.files[s] for s in self.streams()]
-                             + list(self.artifact.info.get("extra_files", [])))
-        for s in self.streams():
-            self._handles[s] = self._load_stream(s, self.manifest.path(self.artifact.files[s]))
-
     def close(self) -> None:
         if self.loaded:
-            self._close()
-            self.loaded = False
+            with self._lock:
+                self._close()
+                self._handles.clear()
+                self.loaded = False
 
     def __enter__(self) -> "Backend":
         return self.load()
@@ -114,8 +144,6 @@ class Backend:
             raise InputError(f"infer expects float32 (B, 3, {s}, {s}), got shape {image.shape}")
         if image.shape[0] == 0:
             raise InputError("infer got an empty batch")
-        if self.max_batch and image.shape[0] > self.max_batch:
-            raise InputError(f"batch {image.shape[0]} exceeds this engine's maximum of {self.max_batch}")
         if image.dtype != np.float32:
             raise InputError(f"infer expects float32, got {image.dtype}")
         if not np.isfinite(image).all():
@@ -123,44 +151,78 @@ class Backend:
         return np.ascontiguousarray(image)
 
     def infer(self, image: np.ndarray, check: bool = True) -> Dict[str, np.ndarray]:
-        """Preprocessed (B, 3, S, S) float32 -> {global_logits, fused_logits[, boxes, local_logits]}."""
-        if not self.loaded:
-            self.load()
+        """Preprocessed (B, 3, S, S) float32 -> {global_logits, fused_logits[, boxes, local_logits]}.
+
+        A batch over the engine's maximum is split and the outputs concatenated."""
+        self.load()
         if check:
             image = self.check(image)
-        t = time.perf_counter()
-        if self.thread_safe:
-            out = self._forward(image)
-        else:
-            with self._lock:
-                out = self._forward(image)
-        self.last_latency_ms = (time.perf_counter() - t) * 1e3
-        return out
+        parts = self._locked_run(self._chunks(image))
+        return parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def infer_many(self, batches: Iterable[np.ndarray]) -> Iterator[Dict[str, np.ndarray]]:
-        """Several batches; backends with async queues override this for throughput."""
-        for b in batches:
-            yield self.infer(b)
+        """One output dict per batch, for throughput (backends may queue or pipeline a few batches).
 
-    def _forward(self, image: np.ndarray) -> Dict[str, np.ndarray]:
-        if self.graph == "fused":
-            out = self._run("fused", {"image": image})
-        else:
-            out = self._run("global", {"image": image})
-            if self.manifest.attention:
-                out.update(self._run("attention", {"image": image, "g": out["g"]}))
-        return finish(out)
+        The lock is taken per group of at most INFLIGHT batches and released before yielding."""
+        self.load()
+        group: List[np.ndarray] = []
+        for b in batches:
+            b = self.check(b)
+            if self.max_batch and len(b) > self.max_batch:
+                yield from self._flush(group)
+                group = []
+                yield self.infer(b, check=False)
+                continue
+            group.append(b)
+            if len(group) == INFLIGHT:
+                yield from self._flush(group)
+                group = []
+        yield from self._flush(group)
+
+    def _flush(self, group: List[np.ndarray]) -> Iterator[Dict[str, np.ndarray]]:
+        outs = self._locked_run(group) if group else []
+        yield from outs
+
+    def _chunks(self, image: np.ndarray) -> List[np.ndarray]:
+        mb = self.max_batch
+        return [image] if not mb or len(image) <= mb else [image[i:i + mb] for i in range(0, len(image), mb)]
+
+    def _locked_run(self, images: List[np.ndarray]) -> List[Dict[str, np.ndarray]]:
+        if self.thread_safe:
+            return [finish(self._host_all(o)) for o in self._run_many(images)]
+        with self._lock:
+            return [finish(self._host_all(o)) for o in self._run_many(images)]
+
+    def _host_all(self, out: dict) -> Dict[str, np.ndarray]:
+        return {k: self._host(v) for k, v in out.items() if k in OUTPUTS}
 
     # -- hooks -----------------------------------------------------------------------------------
-    def _load_stream(self, stream: str, path) -> object:
-        """Load one stream's file; the return value is kept in ``self._handles[stream]``."""
+    def _load(self, stream: str, path) -> object:
         raise NotImplementedError
 
-    def _run(self, stream: str, feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    def _run(self, stream: str, feeds: Dict[str, object]) -> Dict[str, object]:
         raise NotImplementedError
+
+    def _run_each(self, stream: str, feeds: List[Dict[str, object]]) -> List[Dict[str, object]]:
+        return [self._run(stream, f) for f in feeds]
+
+    def _run_many(self, images: List[np.ndarray]) -> List[dict]:
+        """Batches through the streams of this graph, stream by stream."""
+        if self.graph == "fused":
+            return self._run_each("fused", [{"image": x} for x in images])
+        outs = self._run_each("global", [{"image": x} for x in images])
+        if self.manifest.attention:
+            # a backend may return its device copy of the image as "image" for the attention stream
+            att = self._run_each("attention", [{"image": o.get("image", x), "g": o["g"]} for x, o in zip(images, outs)])
+            for o, a in zip(outs, att):
+                o.update(a)
+        return outs
+
+    def _host(self, value) -> np.ndarray:
+        return np.asarray(value)
 
     def _close(self) -> None:
-        self._handles.clear()
+        pass
 
     def describe(self) -> str:
         return f"{self.name} {self.precision} ({self.graph} graph)"

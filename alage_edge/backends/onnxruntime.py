@@ -2,25 +2,31 @@
 from __future__ import annotations
 
 import os
-from typing import Dict
+from typing import Dict, Optional
 
-import numpy as np
-
-from .base import Backend, BackendError
+from ..formats import QDQ_S8, QDQ_U8
+from .base import Backend, BackendError, Source
 
 
 class ONNXRuntimeBackend(Backend):
     name = "onnxruntime"
-    formats = ("onnx", "qdq")
     modules = ("onnxruntime",)
     extra = "onnxruntime"
+    # One session is cheapest for fp32; a Q/DQ artifact has no fused graph. CPUs prefer the U8S8 Q/DQ.
+    runs = {"fp32": [Source("onnx", "fp32")],
+            "int8": [Source("qdq", "int8", QDQ_U8), Source("qdq", "int8", QDQ_S8)]}
+    preferred_graph = "fused"
 
-    @staticmethod
-    def default_graph(artifact) -> str:
-        # One session is cheapest for fp32; a Q/DQ artifact quantises the streams apart.
-        return "fused" if "fused" in artifact.files and artifact.format == "onnx" else "split"
+    @classmethod
+    def can_run(cls, manifest, artifact, device: Optional[str] = None) -> Optional[str]:
+        if device and device.startswith("cuda"):
+            import onnxruntime as ort
 
-    def _load_stream(self, stream: str, path):
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                return "this onnxruntime has no CUDA provider (pip install onnxruntime-gpu)"
+        return None
+
+    def _load(self, stream: str, path):
         import onnxruntime as ort
 
         so = ort.SessionOptions()
@@ -28,18 +34,14 @@ class ONNXRuntimeBackend(Backend):
         if threads:
             so.intra_op_num_threads = threads
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        providers = ["CPUExecutionProvider"]
-        if self.device and self.device.startswith("cuda"):
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise BackendError("onnxruntime here has no CUDA provider (pip install onnxruntime-gpu)")
-            providers.insert(0, "CUDAExecutionProvider")
+        cuda = bool(self.device and self.device.startswith("cuda"))
+        providers = (["CUDAExecutionProvider"] if cuda else []) + ["CPUExecutionProvider"]
         try:
-            sess = ort.InferenceSession(str(path), so, providers=providers)
+            return ort.InferenceSession(str(path), so, providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types
             raise BackendError(f"{path}: onnxruntime cannot load it ({str(e).splitlines()[0][:300]})") from e
-        return sess
 
-    def _run(self, stream: str, feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    def _run(self, stream: str, feeds: Dict[str, object]) -> Dict[str, object]:
         sess = self._handles[stream]
         names = [o.name for o in sess.get_outputs()]
         return dict(zip(names, sess.run(names, feeds)))

@@ -3,39 +3,45 @@
 On CPUs with AMX/AVX512-BF16 OpenVINO's default is bf16 (it moved a model's age
 by 1.6 years on average here), so the hint is always set: f32 for fp32, fp16 and
 int8 artifacts (their non-quantised layers stay f32), bf16 only when asked.
-``infer_many`` runs batches through an ``AsyncInferQueue`` per stream.
+Several batches run on several infer requests at once (``start_async`` then
+``wait``), without Python callbacks: a callback that needs the GIL while the
+compiled model is torn down deadlocked (``AsyncInferQueue``, seen in a
+load/predict/del loop).
 """
 from __future__ import annotations
 
 import threading
-from typing import Dict, Iterable, Iterator, List
+from typing import Dict, List
 
 import numpy as np
 
-from .base import Backend, BackendError, finish
+from ..formats import QDQ_S8, QDQ_U8
+from .base import Backend, BackendError, Source
 
 HINTS = {"fp32": "f32", "fp16": "f32", "int8": "f32", "bf16": "bf16"}
 
 
 class OpenVINOBackend(Backend):
     name = "openvino"
-    formats = ("openvino", "onnx", "qdq")
     modules = ("openvino",)
     extra = "openvino"
-
-    @staticmethod
-    def default_graph(artifact) -> str:
-        return "split" if "global" in artifact.files else "fused"
+    # bf16 = fp32 weights with a bf16 hint; CPUs prefer the U8S8 Q/DQ.
+    runs = {"fp32": [Source("openvino", "fp32"), Source("onnx", "fp32")],
+            "fp16": [Source("openvino", "fp16")],
+            "bf16": [Source("openvino", "fp32"), Source("onnx", "fp32")],
+            "int8": [Source("openvino", "int8"), Source("qdq", "int8", QDQ_U8), Source("qdq", "int8", QDQ_S8)]}
 
     @property
     def hint(self) -> str:
         return self.options.get("hint") or HINTS[self.precision]
 
-    def _load_stream(self, stream: str, path):
+    def _load(self, stream: str, path):
         import openvino as ov
 
         core = ov.Core()
         device = (self.device or "CPU").upper()
+        if device not in core.available_devices and device.split(".")[0] not in core.available_devices:
+            raise BackendError(f"OpenVINO has no device {device!r} here (it has {', '.join(core.available_devices)})")
         config = {"INFERENCE_PRECISION_HINT": self.hint, "PERFORMANCE_HINT": self.options.get("mode", "LATENCY")}
         if self.options.get("threads"):
             config["INFERENCE_NUM_THREADS"] = int(self.options["threads"])
@@ -43,44 +49,29 @@ class OpenVINOBackend(Backend):
             compiled = core.compile_model(core.read_model(str(path)), device, config)
         except Exception as e:
             raise BackendError(f"{path}: OpenVINO cannot compile it on {device} ({str(e).splitlines()[0][:300]})") from e
-        self._local = threading.local()  # one infer request per thread and stream
+        self._local = threading.local()  # infer requests per thread and stream
         eff = compiled.get_property("INFERENCE_PRECISION_HINT")  # bf16 falls back to f32 without AVX512-BF16/AMX
         self.effective_hint = eff.to_string() if hasattr(eff, "to_string") else str(eff)
         return compiled
 
-    def _request(self, stream: str):
-        reqs = self._local.__dict__.setdefault("requests", {})
-        if stream not in reqs:
-            reqs[stream] = self._handles[stream].create_infer_request()
-        return reqs[stream]
+    def _requests(self, stream: str, n: int) -> list:
+        reqs = self._local.__dict__.setdefault(stream, [])
+        while len(reqs) < n:
+            reqs.append(self._handles[stream].create_infer_request())
+        return reqs[:n]
 
-    def _run(self, stream: str, feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        req = self._request(stream)
-        res = req.infer(feeds)
-        return {k.get_any_name(): np.array(v) for k, v in res.items()}
+    def _run(self, stream: str, feeds: Dict[str, object]) -> Dict[str, object]:
+        return self._run_each(stream, [feeds])[0]
 
-    def infer_many(self, batches: Iterable[np.ndarray]) -> Iterator[Dict[str, np.ndarray]]:
-        """Throughput: each stream runs all batches through an AsyncInferQueue, one stream after the other."""
-        import openvino as ov
-
-        if not self.loaded:
-            self.load()
-        images: List[np.ndarray] = [self.check(b) for b in batches]
-        results: List[Dict[str, np.ndarray]] = [dict() for _ in images]
-        for stream in self.streams():
-            queue = ov.AsyncInferQueue(self._handles[stream], self.options.get("jobs", 0))
-
-            def done(req, i):
-                results[i].update({k.get_any_name(): np.array(req.get_tensor(k).data)
-                                   for k in req.model_outputs})
-
-            queue.set_callback(done)
-            for i, img in enumerate(images):
-                feeds = {"image": img} if stream != "attention" else {"image": img, "g": results[i]["g"]}
-                queue.start_async(feeds, i)
-            queue.wait_all()
-        for r in results:
-            yield finish(r)
+    def _run_each(self, stream: str, feeds: List[Dict[str, object]]) -> List[Dict[str, object]]:
+        reqs = self._requests(stream, len(feeds))
+        for req, f in zip(reqs, feeds):
+            req.start_async(f)
+        outs = []
+        for req in reqs:
+            req.wait()
+            outs.append({k.get_any_name(): np.array(v) for k, v in req.results.items()})
+        return outs
 
     def describe(self) -> str:
         eff = getattr(self, "effective_hint", None)
@@ -88,5 +79,4 @@ class OpenVINOBackend(Backend):
         return f"openvino {self.precision} ({self.graph} graph, precision hint {self.hint}{ran})"
 
     def _close(self) -> None:
-        super()._close()
-        self._local = threading.local()
+        self._local = threading.local()  # requests go before the compiled models

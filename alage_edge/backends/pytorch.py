@@ -1,63 +1,87 @@
 """The PyTorch reference: the checkpoint in the bundle, on CPU or CUDA.
 
-On CUDA, ``cuda_graphs=True`` captures each stream once per batch size and
-replays it (small batches are launch-bound: an H200 ran a model of this shape
-16 ms eager against 2.4 ms replayed), and ``precision="fp16"`` runs half.
+On CUDA, ``cuda_graphs=True`` replays CUDA graphs captured per stream for the
+batch buckets 1, 2, 4, ... up to ``max_graph_batch`` (a batch is padded up to
+its bucket and the outputs sliced back), so the cache holds at most one graph
+per bucket and stream. Capture uses ``capture_error_mode="thread_local"`` so
+other threads' CUDA work does not break it. ``precision="fp16"`` runs half.
 """
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict, Optional
 
 import numpy as np
 
-from .base import Backend, BackendError
+from .base import Backend, BackendError, Source
+
+OUTPUT_NAMES = {"global": ("g", "global_logits"), "attention": ("boxes", "local_logits", "fused_logits")}
+
+
+def bucket(n: int) -> int:
+    """The CUDA-graph batch bucket for a batch of n: the next power of two."""
+    return 1 << max(0, int(n) - 1).bit_length()
 
 
 class TorchBackend(Backend):
     name = "torch"
-    formats = ("torch",)
     modules = ("torch",)
     extra = "torch"
+    runs = {"fp32": [Source("torch", "fp32")], "fp16": [Source("torch", "fp32")]}
 
-    @staticmethod
-    def default_graph(artifact) -> str:
-        return "split"
+    @classmethod
+    def can_run(cls, manifest, artifact, device: Optional[str] = None) -> Optional[str]:
+        if device and device.startswith("cuda"):
+            import torch
 
-    def _load_artifact(self) -> None:
+            if not torch.cuda.is_available():
+                return f"device {device!r} asked for, but this torch ({torch.__version__}) sees no CUDA GPU"
+        return None
+
+    def _load(self, stream: str, path):
         import torch
 
         from ..model import load_checkpoint
 
-        rel = self.artifact.files["checkpoint"]
-        self.manifest.verify([rel])
         device = self.device or "cpu"
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise BackendError(f"device {device!r} asked for, but torch sees no CUDA GPU")
         if self.precision not in ("fp32", "fp16"):
             raise BackendError(f"the torch backend runs fp32 or fp16, not {self.precision}")
         if self.precision == "fp16" and not device.startswith("cuda"):
             raise BackendError("fp16 with the torch backend needs a CUDA device (device='cuda')")
-        self.torch = torch
+        self.torch, self.dev = torch, torch.device(device)
         self.dtype = torch.float16 if self.precision == "fp16" else torch.float32
-        self.model = load_checkpoint(self.manifest.path(rel)).to(device=device, dtype=self.dtype).eval()
-        self.dev = torch.device(device)
         self.use_graphs = bool(self.options.get("cuda_graphs")) and device.startswith("cuda")
-        self._graphs: Dict[Tuple[str, int], tuple] = {}
+        self.max_graph_batch = bucket(int(self.options.get("max_graph_batch", 64)))
+        self.max_batch = self.max_graph_batch if self.use_graphs else None
         self.thread_safe = not self.use_graphs
+        self._graphs: Dict[tuple, tuple] = {}
+        return load_checkpoint(path).to(device=self.dev, dtype=self.dtype).eval()
 
     def _module(self, stream: str):
-        return {"global": self.model.global_stream, "attention": self.model.attention_stream}[stream]
+        model = self._handles["checkpoint"]
+        return {"global": model.global_stream, "attention": model.attention_stream}[stream]
 
-    def _eager(self, stream: str, args):
-        with self.torch.inference_mode():
-            return self._module(stream)(*args)
+    def _run(self, stream: str, feeds: Dict[str, object]) -> Dict[str, object]:
+        x = feeds["image"]
+        if isinstance(x, np.ndarray):
+            x = self.torch.from_numpy(x).to(self.dev, self.dtype, non_blocking=True)
+        args = (x,) if stream == "global" else (x, feeds["g"])
+        if self.use_graphs:
+            outs = self._graphed(stream, args)
+        else:
+            with self.torch.inference_mode():
+                outs = self._module(stream)(*args)
+        res = dict(zip(OUTPUT_NAMES[stream], outs))
+        res["image"] = x  # the attention stream reads the same device copy
+        return res
 
     def _graphed(self, stream: str, args):
-        """Replay a CUDA graph captured for this stream and batch size (captured on first use)."""
-        torch = self.torch
-        key = (stream, args[0].shape[0])
-        if key not in self._graphs:
-            static_in = [a.clone() for a in args]
+        """Replay the graph of this stream and bucket (captured on first use); outputs sliced and cloned."""
+        torch, n = self.torch, args[0].shape[0]
+        b = bucket(n)
+        if b > self.max_graph_batch:
+            raise BackendError(f"batch {n} is over max_graph_batch={self.max_graph_batch}")
+        if (stream, b) not in self._graphs:
+            static_in = [torch.zeros((b,) + tuple(a.shape[1:]), dtype=a.dtype, device=a.device) for a in args]
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side), torch.inference_mode():
@@ -65,31 +89,23 @@ class TorchBackend(Backend):
                     self._module(stream)(*static_in)
             torch.cuda.current_stream().wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph), torch.inference_mode():
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"), torch.inference_mode():
                 static_out = self._module(stream)(*static_in)
-            self._graphs[key] = (graph, static_in, static_out)
-        graph, static_in, static_out = self._graphs[key]
+            self._graphs[(stream, b)] = (graph, static_in, static_out)
+        graph, static_in, static_out = self._graphs[(stream, b)]
         for dst, src in zip(static_in, args):
-            dst.copy_(src)
+            dst[:n].copy_(src)
+            if n < b:
+                dst[n:].zero_()
         graph.replay()
-        return static_out
+        return tuple(o[:n].clone() for o in static_out)
 
-    def _forward(self, image: np.ndarray) -> Dict[str, np.ndarray]:
-        from .base import finish
-
-        x = self.torch.from_numpy(image).to(self.dev, self.dtype, non_blocking=True)
-        run = self._graphed if self.use_graphs else self._eager
-        g, global_logits = run("global", (x,))
-        out = {"global_logits": global_logits}
-        if self.model.attention_stream is not None:
-            boxes, local_logits, fused = run("attention", (x, g))
-            out.update(boxes=boxes, local_logits=local_logits, fused_logits=fused)
-        return finish({k: v.float().cpu().numpy() for k, v in out.items()})
+    def _host(self, value) -> np.ndarray:
+        return value.float().cpu().numpy()
 
     def describe(self) -> str:
-        mode = "CUDA graphs" if self.use_graphs else "eager"
+        mode = f"CUDA graphs, buckets up to {self.max_graph_batch}" if self.use_graphs else "eager"
         return f"torch {self.precision} on {self.dev} ({mode})"
 
     def _close(self) -> None:
         self._graphs = {}
-        self.model = None

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..ages import age_to_group
-from ..preprocess import load_image
+from ..images import load_image
 
 
 class DataError(ValueError):

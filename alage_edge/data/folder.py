@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict
 
 import numpy as np
 
-from ..preprocess import to_rgb
-from .base import (DataError, FaceSet, Record, RecordSet, Skips, check_file, labelled_image, require_rows,
-                   split_by_subject)
+from ..images import to_rgb
+from .base import (
+    DataError,
+    FaceSet,
+    Record,
+    RecordSet,
+    Skips,
+    check_file,
+    labelled_image,
+    require_rows,
+    split_by_subject,
+)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 BOX_SUFFIX = ("_x1", "_y1", "_x2", "_y2")

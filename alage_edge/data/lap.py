@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 from .base import DataError, Record, RecordSet, Skips, check_age, check_file, require_rows, split_by_subject
 

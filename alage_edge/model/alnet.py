@@ -1,4 +1,4 @@
-"""AL-Net: a global stream and an attention-LSTM stream, fused (see shared/design/ALNET.md).
+"""AL-Net: a global stream and an attention-LSTM stream, fused (Zhang et al., arXiv 1805.10445).
 
     image -> global backbone -> g -> global logits                      (GlobalStream)
     t = 1..T: LSTM([g; l_{t-1}]) -> box_t -> crop -> local CNN -> l_t   (AttentionStream)
@@ -8,8 +8,7 @@ Each stream is a submodule usable on its own, and exports to its own ONNX graph.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Dict, List, Optional, Tuple
 
 import torch

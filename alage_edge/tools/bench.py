@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import numpy as np
+
+from .runs import RUNS
 
 
 def _rss_mb(field: str = "VmHWM") -> float:
@@ -43,9 +44,8 @@ def _reset_peak() -> bool:
 
 def _artifact_mb(man, est) -> float:
     """Size of the files this run loads (the streams it runs, their weights, the checkpoint)."""
-    art, runner = est.runner.artifact, est.runner
-    used = [art.files[s] for s in runner.streams() if s in art.files] if art.format != "torch" \
-        else list(art.files.values())
+    art = est.backend.artifact
+    used = list(est.backend.files().values())
     rels = used + [f for f in art.info.get("extra_files", [])
                    if any(f.rsplit(".", 1)[0] == u.rsplit(".", 1)[0] for u in used)]
     return sum(man.data["files"].get(r, {}).get("bytes", 0) for r in rels) / 1e6
@@ -186,7 +186,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                "  alage-edge bench bundle/ --runs torch-fp32,openvino-int8-openvino --json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle")
-    p.add_argument("--runs", default=None, help="comma-separated runs (default: all that can run here)")
+    p.add_argument("--runs", default=None, help="comma-separated runs (default: all that can run here): "
+                   + ", ".join(r.key for r in RUNS))
     p.add_argument("--batch", default="1,8", help="batch sizes (default 1,8)")
     p.add_argument("--data", default="synth", help="labelled set for MAE and drift (test split)")
     p.add_argument("--n", type=int, default=100, help="images for MAE and drift")

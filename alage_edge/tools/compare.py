@@ -6,12 +6,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..ages import decode
-from ..backends import BackendError, backend_class
-from ..estimator import AgeEstimator, find_artifact
-from ..formats import REFERENCE, RUNS, Run, find_run
+from ..backends import BackendError, backend_class, select
+from ..estimator import AgeEstimator
 from ..manifest import Manifest
-from ..preprocess import centre_region, normalize, resize_region
+from .runs import REFERENCE, RUNS, Run, find_run
 
 
 @dataclass
@@ -26,13 +24,9 @@ def synth_set(man: Manifest, data: str = "synth", n: int = 200, cache_dir: Optio
 
     faces = open_dataset(data, split="test", size=man.preprocess.size, cache_dir=cache_dir)
     n = min(n, len(faces))
-    spec = man.preprocess
-    imgs = []
-    for i in range(n):
-        img = faces.image(i)
-        imgs.append(resize_region(img, centre_region(*img.shape[:2], spec), spec.size))
+    images = np.stack([man.preprocess.apply(faces.image(i)) for i in range(n)])
     ages = faces.ages()[:n]
-    return EvalSet(f"{faces.name.split(':n=')[0]} ({n} labelled)", normalize(np.stack(imgs), spec),
+    return EvalSet(f"{faces.name.split(':n=')[0]} ({n} labelled)", images,
                    ages if np.isfinite(ages).all() else None)
 
 
@@ -46,37 +40,20 @@ def photo_set(man: Manifest, n_lfw: int = 40) -> Optional[EvalSet]:
     pics = [skd.astronaut()[30:230, 150:350]]  # the face region of the astronaut portrait
     lfw = skd.lfw_subset()[:n_lfw]  # 25x25 grey crops in [0, 1]
     pics += [np.repeat((f * 255).astype(np.uint8)[:, :, None], 3, axis=2) for f in lfw]
-    imgs = [resize_region(p, centre_region(*p.shape[:2], spec), spec.size) for p in pics]
-    return EvalSet(f"real photos ({len(pics)}: astronaut + LFW)", normalize(np.stack(imgs), spec))
+    return EvalSet(f"real photos ({len(pics)}: astronaut + LFW)", np.stack([spec.apply(p) for p in pics]))
 
 
-def runnable(man: Manifest, keys: Optional[Sequence[str]] = None, gpu: Optional[bool] = None
-             ) -> List[Tuple[Run, Optional[str]]]:
-    """Every run with None (it can run here) or the reason it cannot."""
-    if gpu is None:
-        gpu = _has_gpu()
-    runs = [find_run(k) for k in keys] if keys else RUNS
+def runnable(man: Manifest, keys: Optional[Sequence[str]] = None) -> List[Tuple[Run, Optional[str]]]:
+    """Every run with None (it can run here) or the reason it cannot: the estimator's own selection
+    decides, so a GPU is found the way each backend finds it (TensorRT through the CUDA wrapper)."""
     out = []
-    for run in runs:
-        ok, why = backend_class(run.backend).is_available()
-        if not ok:
-            out.append((run, why))
-            continue
-        if run.needs_gpu and not gpu:
-            out.append((run, "needs a CUDA GPU"))
-            continue
-        art, why = find_artifact(man, run.backend, run.precision, run.artifact)
-        out.append((run, None if art is not None else why))
+    for run in ([find_run(k) for k in keys] if keys else RUNS):
+        try:
+            select(man, run.backend, run.precision, run.device, run.artifact)
+            out.append((run, None))
+        except BackendError as e:
+            out.append((run, getattr(e, "why", {}).get(run.backend, str(e))))
     return out
-
-
-def _has_gpu() -> bool:
-    try:
-        import torch
-
-        return bool(torch.cuda.is_available())
-    except ImportError:
-        return False
 
 
 def load(bundle, run: Run, batch_size: int = 8, threads: Optional[int] = None) -> AgeEstimator:

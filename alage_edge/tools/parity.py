@@ -11,6 +11,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from .runs import RUNS
+
+
 # Logits pass by the atol/rtol rule (an element fails only if it exceeds both);
 # ages by their drift in years; labelled sets by the change in MAE.
 @dataclass(frozen=True)
@@ -108,13 +111,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                                                                           if v.max_drift else "")
                                 + (f", MAE change <= +{v.mae_change}" if v.mae_change else "")
                                 for k, v in CRITERIA.items()) + ". Exits 1 if any run fails.",
-        epilog="examples:\n  alage-edge parity bundle/\n  alage-edge parity bundle/ --runs openvino-int8,onnxruntime-int8-qdq --json\n"
+        epilog="examples:\n  alage-edge parity bundle/\n  alage-edge parity bundle/ --runs openvino-int8-openvino,onnxruntime-int8-qdq --json\n"
                "  alage-edge parity bundle/ --data csv:/data/faces/labels.csv --n 500",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle")
     p.add_argument("--data", default="synth", help="labelled set (test split) to compare on")
     p.add_argument("--n", type=int, default=200, help="images from it (default 200)")
-    p.add_argument("--runs", default=None, help="comma-separated runs (default: all that can run here)")
+    p.add_argument("--runs", default=None, help="comma-separated runs (default: all that can run here): "
+                   + ", ".join(r.key for r in RUNS))
     p.add_argument("--no-photos", action="store_true", help="skip the real photos")
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", default=None, help="also write parity.json and parity.md to this folder")

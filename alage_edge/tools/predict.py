@@ -28,7 +28,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = p.parse_args(argv)
     from ..draw import annotate, save_png
     from ..estimator import AgeEstimator
-    from ..preprocess import load_image
+    from ..images import load_image
     from ..table import table
 
     est = AgeEstimator.load(args.bundle, backend=args.backend, precision=args.precision, device=args.device,

@@ -7,10 +7,10 @@ are the table in alage_edge/tools/parity.py (CRITERIA), applied here as in the C
 import numpy as np
 import pytest
 
-from alage_edge.formats import REFERENCE, RUNS
 from alage_edge.manifest import Manifest
 from alage_edge.tools import compare
 from alage_edge.tools.parity import CRITERIA, verdict
+from alage_edge.tools.runs import REFERENCE, RUNS
 
 pytest.importorskip("torch")
 

@@ -1,0 +1,200 @@
+"""The runtime core: one table of what runs what, backends that only fill in hooks, one
+preprocessing call, one package name."""
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from alage_edge.backends import TABLE, Backend, backend_class, select
+from alage_edge.formats import FORMATS
+from alage_edge.manifest import Manifest
+from alage_edge.tools.runs import RUNS
+
+ROOT = Path(__file__).resolve().parents[1]
+PUBLIC = [n for n, v in vars(Backend).items() if not n.startswith("_") and callable(v) and n not in ("can_run",)]
+
+
+@pytest.mark.parametrize("name", sorted(TABLE))
+def test_backends_override_no_public_method(name):
+    cls = backend_class(name)
+    overridden = [n for n in PUBLIC if n in vars(cls) and n != "describe"]
+    assert not overridden, f"{name} overrides {overridden}; fill in a hook instead"
+    assert all(src.format in FORMATS for srcs in cls.runs.values() for src in srcs)
+    for srcs in cls.runs.values():
+        for src in srcs:
+            assert src.variant is None or src.variant in FORMATS[src.format].variants, src
+
+
+def test_backend_modules_are_small():
+    for path in (ROOT / "alage_edge" / "backends").glob("*.py"):
+        if path.name not in ("base.py", "__init__.py"):
+            assert path.stat().st_size < 8192, f"{path.name} is {path.stat().st_size} bytes"
+
+
+def test_run_keys_are_unique_and_name_known_backends():
+    assert len({r.key for r in RUNS}) == len(RUNS)
+    assert all(r.backend in TABLE and (r.artifact is None or r.artifact in FORMATS) for r in RUNS)
+
+
+def test_infer_many_holds_no_lock_while_the_caller_iterates(tiny_bundle):
+    """A generator holding the backend lock across ``yield`` would deadlock a second caller."""
+    from alage_edge import AgeEstimator
+
+    est = AgeEstimator.load(tiny_bundle, backend="onnxruntime")
+    est.backend.thread_safe = False  # force the locking path
+    x = np.zeros((1, 3, 64, 64), np.float32)
+    it = est.backend.infer_many([x, x])
+    next(it)
+    assert not est.backend._lock.locked()
+    assert est.backend.infer(x)["fused_logits"].shape[0] == 1  # another call gets through
+    est.close()
+
+
+def test_a_batch_over_the_engine_maximum_is_split(tiny_bundle):
+    from alage_edge import AgeEstimator
+
+    est = AgeEstimator.load(tiny_bundle, backend="onnxruntime")
+    x = np.random.default_rng(0).normal(size=(5, 3, 64, 64)).astype(np.float32)
+    whole = est.infer(x)["fused_logits"]
+    est.backend.max_batch = 2
+    assert np.abs(est.infer(x)["fused_logits"] - whole).max() < 1e-5
+    assert [len(o["fused_logits"]) for o in est.backend.infer_many([x, x[:1]])] == [5, 1]
+    est.close()
+
+
+FAKE_TRT = '''"""A stand-in `tensorrt` module for the SELECTION logic only (test_core): it has a version and
+nothing else, so any attempt to build or run an engine with it fails. It fakes no result."""
+__version__ = "10.3.0"
+'''
+
+
+def test_parity_offers_tensorrt_where_cuda_sees_a_gpu_without_a_cuda_torch(tiny_bundle, tmp_path, monkeypatch):
+    """On a Jetson, TensorRT and a GPU are there while torch is absent or CPU-only. The selection must ask
+    the CUDA wrapper, never torch. A tiny fake `tensorrt` (version only) and a fake CUDA wrapper that
+    reports one GPU drive the selection logic; no result is faked (nothing is run)."""
+    import shutil
+
+    from alage_edge.backends import cuda as cuda_mod
+    from alage_edge.backends.engine_key import engine_key
+    from alage_edge.convert.bundle import updating
+    from alage_edge.manifest import Artifact
+    from alage_edge.tools import compare
+
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "tensorrt.py").write_text(FAKE_TRT)
+    monkeypatch.syspath_prepend(str(tmp_path / "mods"))
+    sys.modules.pop("tensorrt", None)
+
+    class OneGPU:
+        def device_count(self):
+            return 1
+
+        def device_properties(self, device=0):
+            return "Orin", "8.7"
+
+    monkeypatch.setattr(cuda_mod, "cuda_api", lambda: OneGPU())
+    b = tmp_path / "b"
+    shutil.copytree(tiny_bundle, b)
+    man = Manifest.load(b)
+    files, keys = {}, {}
+    for s in ("global", "attention"):
+        sha = man.data["files"][man.io[s]["file"]]["sha256"]
+        keys[s] = engine_key("10.3.0", "Orin", "8.7", "fp16", None, {}, sha)
+        files[s] = f"tensorrt/{s}.fp16.engine"
+        (b / "tensorrt").mkdir(exist_ok=True)
+        (b / files[s]).write_bytes(b"not an engine")
+    with updating(b) as m:
+        m.add_artifact(Artifact("tensorrt", "fp16", files, {"keys": keys}))
+    man = Manifest.load(b)
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU-only torch
+    why = dict((r.key, w) for r, w in compare.runnable(man))
+    assert why["tensorrt-fp16"] is None, why["tensorrt-fp16"]
+    assert "no tensorrt int8" in why["tensorrt-int8"]
+    assert "sees no CUDA GPU" in why["torch-fp32-cuda"]
+    assert select(man, "auto", "fp16").backend == "tensorrt"
+    # an engine built for another GPU is refused with the rebuild command, in the same place
+    monkeypatch.setattr(OneGPU, "device_properties", lambda self, d=0: ("Xavier", "7.2"))
+    why = dict((r.key, w) for r, w in compare.runnable(man))
+    assert "rebuild on this device: alage-edge convert" in why["tensorrt-fp16"]
+    sys.modules.pop("tensorrt", None)
+
+
+def test_one_preprocessing_through_the_paths_each_stage_takes(tmp_path):
+    """Runtime (AgeEstimator._items), calibration (CalibrationSet on a folder), training's eval
+    transform (FaceDataset) and parity (compare.synth_set) give the same tensors to 1e-6."""
+    pytest.importorskip("torch")
+    from PIL import Image
+
+    from alage_edge.convert.calibration import CalibrationSet
+    from alage_edge.data import open_dataset
+    from alage_edge.estimator import AgeEstimator
+    from alage_edge.preprocess import PreprocessSpec
+    from alage_edge.tools.compare import synth_set
+    from alage_edge.train.dataset import FaceDataset
+
+    spec = PreprocessSpec(size=48, crop_fraction=0.9)
+    faces = open_dataset("synth:n=8,n_test=4,seed=3", split="test", size=64)
+    imgs = [faces.image(i) for i in range(4)]
+    want = np.stack([spec.apply(im) for im in imgs])
+
+    man = Manifest(tmp_path, {"preprocess": spec.to_dict(), "io": {}, "model": {"head": "dex"}})
+    est = AgeEstimator.__new__(AgeEstimator)
+    est.spec, est._detector = spec, None
+    xs, _, _ = est._items(imgs, detect=False)
+    assert np.abs(np.stack(xs) - want).max() < 1e-6
+
+    folder = tmp_path / "calib"
+    folder.mkdir()
+    for i, im in enumerate(imgs):
+        Image.fromarray(im).save(folder / f"{i}.png")
+    calib = CalibrationSet.from_spec(str(folder), man, minimum=1, progress=False)
+    assert np.abs(calib.images - want).max() < 1e-6
+
+    ds = FaceDataset(faces, spec, train=False)
+    assert np.abs(np.stack([ds[i][0].numpy() for i in range(4)]) - want).max() < 1e-6
+
+    drawn = open_dataset("synth:n=8,n_test=4,seed=3", split="test", size=spec.size)  # parity draws at model size
+    want = np.stack([spec.apply(drawn.image(i)) for i in range(4)])
+    assert np.abs(synth_set(man, "synth:n=8,n_test=4,seed=3", n=4).images - want).max() < 1e-6
+
+
+def test_convert_refuses_a_flag_of_another_format(tiny_bundle, capsys):
+    from alage_edge.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["convert", str(tiny_bundle), "--to", "openvino", "--dla-core", "0"])
+    assert e.value.code == 2
+    assert "--dla-core does not apply to --to openvino (it applies to: tensorrt)" in capsys.readouterr().err
+
+
+def test_formats_table_lists_every_artifact_export_writes(tiny_bundle):
+    assert {a.format for a in Manifest.load(tiny_bundle).artifacts()} <= set(FORMATS)
+
+
+def test_wheel_installs_one_top_level_package(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    wheel = next(tmp_path.glob("alage_edge-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert top == {"alage_edge"}, top
+    assert "alage_edge/train/trainer.py" in names and "alage_edge/convert/tensorrt.py" in names
+
+
+def test_a_users_train_py_does_not_shadow_ours(tmp_path):
+    (tmp_path / "train.py").write_text("raise SystemExit('the user file ran')\n")
+    (tmp_path / "convert.py").write_text("raise SystemExit('the user file ran')\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([sys.executable, "-m", "alage_edge", "train", "--help"], cwd=tmp_path, capture_output=True,
+                       text=True, env=env, timeout=120)
+    assert r.returncode == 0 and "alage-edge train" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run([sys.executable, "-c", "import importlib.util as u; print(u.find_spec('train'))"],
+                       cwd=ROOT.parent, capture_output=True, text=True, env=env, timeout=60)
+    assert r.stdout.strip() == "None", "an installed top-level `train` package exists"
