@@ -1,19 +1,15 @@
 """TensorRT engines per stream, built on the target device (engines are not portable).
 
-fp32 and fp16 (TensorRT 10: the FP16 builder flag; TensorRT 11, which removed
-it: an fp16 ONNX made by ModelOpt AutoCast or onnxconverter-common, built
-strongly typed). INT8 has two paths, chosen by the installed TensorRT:
-  - ``calibrator`` (TensorRT 10 and older, JetPack 5/6): implicit quantisation
-    with an IInt8EntropyCalibrator2 and a reusable calibration cache; the
-    attention glue is pinned to fp32 with precision constraints;
-  - ``qdq`` (TensorRT 10 and newer, the only one on 11): explicit quantisation
-    from the Q/DQ ONNX (TensorRT flavour), strongly typed.
-The global stream may go to a DLA core (static shapes, GPU fallback; the
-layers that fall back are logged); the attention stream stays on the GPU.
-Engines are named and stamped with a cache key (sidecar JSON + manifest).
+What each stream's build does on the installed TensorRT (8.5, 10, 11: flags,
+typing, fp16 source, INT8 path, DLA) is decided in ``trt_plan.py``; this module
+applies it with the TensorRT Python API. The global stream may go to a DLA
+core (static shapes, GPU fallback; the layers that fall back are logged); the
+attention stream stays on the GPU. Engines are named and stamped with a cache
+key (sidecar JSON + manifest); INT8 calibration caches are keyed by the ONNX
+and the calibration set.
 
-NOT EXECUTED in this project's CI or development machines: TensorRT cannot be
-installed there. Written against the TensorRT 10/11 Python API.
+NOT EXECUTED on this project's development machines or CI: TensorRT cannot be
+installed there. Written against the TensorRT 8.5/10/11 Python API.
 """
 from __future__ import annotations
 
@@ -30,26 +26,21 @@ from alage_edge.manifest import Artifact, Manifest, sha256_file
 
 from .bundle import updating
 from .graphs import is_local_cnn
+from .trt_plan import (
+    BuildError,
+    StreamPlan,
+    calib_batches,
+    calib_cache_name,
+    choose_int8_path,
+    dla_problem,
+    major_version,
+    network_flags,
+    plan_stream,
+    qdq_is_current,
+)
 
 DEFAULT_BATCH = (1, 8, 32)
-
-
-class BuildError(RuntimeError):
-    pass
-
-
-def major_version(version: str) -> int:
-    return int(version.split(".")[0])
-
-
-def choose_int8_path(version: str, requested: Optional[str] = None) -> str:
-    """'calibrator' or 'qdq' for this TensorRT version (11 removed the calibrator API)."""
-    major = major_version(version)
-    if requested == "calibrator" and major >= 11:
-        raise BuildError(f"TensorRT {version} has no INT8 calibrator API (removed in 11): use --int8-path qdq")
-    if requested:
-        return requested
-    return "calibrator" if major <= 10 else "qdq"
+__all__ = ["BuildError", "build", "choose_int8_path", "major_version"]
 
 
 def fp16_onnx(src: Path, dst: Path) -> str:
@@ -67,14 +58,16 @@ def fp16_onnx(src: Path, dst: Path) -> str:
         except ImportError as e:
             raise BuildError("fp16 on TensorRT 11 needs an fp16 ONNX: pip install nvidia-modelopt "
                              "or onnxconverter-common") from e
-        model = float16.convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+        model = float16.convert_float_to_float16(onnx.load(str(src)), keep_io_types=True,
+                                                 op_block_list=["QuantizeLinear", "DequantizeLinear"])
         tool = "onnxconverter_common"
     onnx.save(model, str(dst))
     return tool
 
 
-def make_calibrator(trt, cuda, feeds: List[Dict[str, np.ndarray]], cache: Path):
-    """An IInt8EntropyCalibrator2 over equal-sized batches, with a reusable cache file."""
+def make_calibrator(trt, cuda, feeds: List[Dict[str, np.ndarray]], cache: Path, log: List[str]):
+    """An IInt8EntropyCalibrator2 over equal batches, with a cache keyed by ONNX and calibration set.
+    ``free()`` releases its stream and device buffers after the build."""
 
     class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self):
@@ -84,7 +77,7 @@ def make_calibrator(trt, cuda, feeds: List[Dict[str, np.ndarray]], cache: Path):
             self.dev = {n: cuda.malloc(a.nbytes) for n, a in feeds[0].items()}
 
         def get_batch_size(self):
-            return int(next(iter(feeds[0].values())).shape[0])
+            return int(len(feeds[0]["image"]))
 
         def get_batch(self, names):
             if self.i >= len(feeds):
@@ -96,20 +89,28 @@ def make_calibrator(trt, cuda, feeds: List[Dict[str, np.ndarray]], cache: Path):
             return [int(self.dev[n]) for n in names]
 
         def read_calibration_cache(self):
-            return cache.read_bytes() if cache.is_file() else None
+            if cache.is_file():
+                log.append(f"using the calibration cache {cache.name} (same ONNX, same calibration set)")
+                return cache.read_bytes()
+            return None
 
         def write_calibration_cache(self, data):
             write_bytes(cache, bytes(data))
 
+        def free(self):
+            for p in self.dev.values():
+                cuda.free(p)
+            cuda.destroy_stream(self.stream)
+            self.dev = {}
+
     return EntropyCalibrator()
 
 
-def _profile(builder, network, batch: Tuple[int, int, int], inputs: Dict[str, list]):
+def _profile(builder, batch: Tuple[int, int, int], inputs: Dict[str, list]):
     profile = builder.create_optimization_profile()
-    shapes = profile_shapes(batch, inputs)
-    for name, (mn, opt, mx) in shapes.items():
+    for name, (mn, opt, mx) in profile_shapes(batch, inputs).items():
         profile.set_shape(name, mn, opt, mx)
-    return profile, shapes
+    return profile
 
 
 def _pin_glue_fp32(trt, network, config) -> int:
@@ -129,16 +130,11 @@ def _pin_glue_fp32(trt, network, config) -> int:
     return pinned
 
 
-def build_stream(trt, cuda, man: Manifest, stream: str, precision: str, source: Path, strongly_typed: bool,
-                 batch: Tuple[int, int, int], workspace_gib: float, dla_core: Optional[int],
-                 calib_feeds: Optional[List[Dict[str, np.ndarray]]], calib_cache: Optional[Path],
-                 log: List[str]) -> bytes:
+def build_stream(trt, man: Manifest, stream: str, plan: StreamPlan, source: Path, batch: Tuple[int, int, int],
+                 workspace_gib: float, dla_core: Optional[int], calibrator, log: List[str]) -> bytes:
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    flags = 0
-    if strongly_typed and major_version(trt.__version__) <= 10:
-        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)  # always on in 11
-    network = builder.create_network(flags)
+    network = builder.create_network(network_flags(trt, trt.__version__, plan.strongly_typed))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(source.read_bytes()):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
@@ -146,25 +142,18 @@ def build_stream(trt, cuda, man: Manifest, stream: str, precision: str, source: 
                          f"(alage-edge check shows what it rejects)")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
-    inputs = man.io[stream]["inputs"]
-    on_dla = dla_core is not None and stream == "global"
-    if on_dla:
-        batch = (batch[1], batch[1], batch[1])  # DLA needs static shapes
-    profile, shapes = _profile(builder, network, batch, inputs)
+    for flag in plan.flags:
+        config.set_flag(getattr(trt.BuilderFlag, flag))
+    for flag in plan.clear:
+        config.clear_flag(getattr(trt.BuilderFlag, flag))
+    profile = _profile(builder, batch, man.io[stream]["inputs"])
     config.add_optimization_profile(profile)
-    if not strongly_typed:
-        if precision == "fp16":
-            config.set_flag(trt.BuilderFlag.FP16)
-        if precision == "int8":
-            config.set_flag(trt.BuilderFlag.INT8)
-            config.set_flag(trt.BuilderFlag.FP16)  # the non-quantised layers may use fp16 ...
-            if stream == "attention":
-                log.append(f"attention: {_pin_glue_fp32(trt, network, config)} glue layers pinned to fp32")
-            config.int8_calibrator = make_calibrator(trt, cuda, calib_feeds, calib_cache)
-            config.set_calibration_profile(profile)
-    if on_dla:
-        if precision == "fp32":
-            raise BuildError("DLA runs fp16 or int8 only: --precision fp16|int8 with --dla-core")
+    if calibrator is not None:
+        if stream == "attention":
+            log.append(f"attention: {_pin_glue_fp32(trt, network, config)} glue layers pinned to fp32")
+        config.int8_calibrator = calibrator
+        config.set_calibration_profile(profile)
+    if dla_core is not None:
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = int(dla_core)
         config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
@@ -183,7 +172,7 @@ def build_stream(trt, cuda, man: Manifest, stream: str, precision: str, source: 
 def build(bundle, precision: str = "fp16", data: Optional[str] = None, calib_size: int = 300, calib_min: int = 32,
           int8_scope: str = "global+local", dla_core: Optional[int] = None, workspace: float = 2.0,
           batch: Tuple[int, int, int] = DEFAULT_BATCH, int8_path: Optional[str] = None, progress: bool = True,
-          cache: Optional[str] = None) -> List[Artifact]:
+          cache: Optional[str] = None, device: int = 0) -> List[Artifact]:
     """Build tensorrt/<stream>.<precision>[.dlaN].<key>.engine (+ .json key) for each stream."""
     import tensorrt as trt
 
@@ -193,16 +182,18 @@ def build(bundle, precision: str = "fp16", data: Optional[str] = None, calib_siz
         raise ValueError(f"TensorRT precision must be fp32, fp16 or int8, got {precision!r}")
     if not (1 <= batch[0] <= batch[1] <= batch[2]):
         raise ValueError(f"--batch must be MIN,OPT,MAX with 1 <= MIN <= OPT <= MAX, got {batch}")
-    cuda = cuda_api()
+    version = trt.__version__
+    if dla_core is not None and dla_problem(version, precision):
+        raise BuildError(dla_problem(version, precision))
+    path = choose_int8_path(version, int8_path) if precision == "int8" else None
+    cuda = cuda_api(device)
     if cuda.device_count() == 0:
         raise BuildError("building TensorRT engines needs the target GPU; none is visible")
-    device, cc = cuda.device_properties(0)
+    gpu, cc = cuda.device_properties(device)
     man = Manifest.load(bundle)
     streams = [s for s in ("global", "attention") if s in man.io]
-    major = major_version(trt.__version__)
-    path = choose_int8_path(trt.__version__, int8_path) if precision == "int8" else None
     t0, log = time.perf_counter(), []
-    calib_hash, calib_info = "", None
+    calib, calib_hash = None, ""
     if precision == "int8":
         if not data:
             raise ValueError("INT8 needs calibration data: --data synth (or a data set, folder or .npy)")
@@ -210,46 +201,54 @@ def build(bundle, precision: str = "fp16", data: Optional[str] = None, calib_siz
 
         calib = CalibrationSet.from_spec(data, man, size=calib_size, minimum=calib_min, progress=progress,
                                          cache_dir=cache)
-        calib_hash, calib_info = calib.sha256, calib.describe()
-        if path == "qdq" and not man.find("qdq", "int8", variant=QDQ_S8):
+        calib_hash = calib.sha256
+        current = [a for a in man.find("qdq", "int8", variant=QDQ_S8) if qdq_is_current(a.info, calib_hash, int8_scope)]
+        if path == "qdq" and not current:  # none yet, or one calibrated on other data: build it from this set
             from .qdq import build as build_qdq
 
             build_qdq(bundle, data=data, calib_size=calib_size, calib_min=calib_min, int8_scope=int8_scope,
                       variant="tensorrt", progress=progress, cache=cache)
             man = Manifest.load(bundle)
     files, keys = {}, {}
-    for s in streams:
-        strongly_typed = major >= 11 or path == "qdq"
-        if path == "qdq":
-            source = man.path(man.find("qdq", "int8", variant=QDQ_S8)[-1].files[s])
-        else:
-            source = man.path(man.io[s]["file"])
-        if precision == "fp16" and major >= 11:
-            fp16_src = man.path(f"tensorrt/fp16-src/{s}.onnx")
-            fp16_src.parent.mkdir(parents=True, exist_ok=True)
-            log.append(f"{s}: fp16 ONNX by {fp16_onnx(source, fp16_src)}")
-            source = fp16_src
-        feeds = None
-        if path == "calibrator":
-            b = batch[1]
-            feeds = [f for f in calib.feeds(s, batch_size=b) if len(f["image"]) == b]
-        dla = dla_core if s == "global" else None
-        shapes = profile_shapes((batch[1],) * 3 if dla is not None else batch, man.io[s]["inputs"])
-        key = engine_key(trt.__version__, device, cc, precision, dla, shapes, sha256_file(man.path(man.io[s]["file"])),
-                         calib_hash)
-        rel = f"tensorrt/{engine_name(s, precision, dla, key)}"
-        cache = man.path(f"tensorrt/{s}.int8.calib") if path == "calibrator" else None
-        engine = build_stream(trt, cuda, man, s, precision, source, strongly_typed, batch, workspace, dla, feeds,
-                              cache, log)
-        write_bytes(man.path(rel), engine)
-        write_json(man.path(rel + ".json"), key)
-        files[s], keys[s] = rel, key
-    info = {"keys": keys, "tools": {"tensorrt": trt.__version__}, "device": device, "compute_capability": cc,
+    with cuda.activate():
+        for s in streams:
+            plan = plan_stream(version, precision, s, path, int8_scope)
+            source = man.path(man.find("qdq", "int8", variant=QDQ_S8)[-1].files[s] if plan.source == "qdq"
+                              else man.io[s]["file"])
+            if plan.fp16_onnx:
+                fp16_src = man.path(f"tensorrt/fp16-src/{s}.{plan.source}.onnx")
+                fp16_src.parent.mkdir(parents=True, exist_ok=True)
+                log.append(f"{s}: fp16 ONNX by {fp16_onnx(source, fp16_src)}")
+                source = fp16_src
+            dla = dla_core if s == "global" else None
+            prof = (batch[1],) * 3 if dla is not None else batch  # DLA needs static shapes
+            onnx_sha = sha256_file(man.path(man.io[s]["file"]))
+            key = engine_key(version, gpu, cc, precision, dla, profile_shapes(prof, man.io[s]["inputs"]), onnx_sha,
+                             calib_hash)
+            key["mixed_precision"] = plan.mixed
+            calibrator = None
+            if plan.precision == "int8" and path == "calibrator":
+                b, feeds = calib_batches(calib.feeds(s, batch_size=prof[1]), prof[1])
+                if b < prof[1]:
+                    log.append(f"{s}: calibration batch {b} (the set has fewer images than the opt batch {prof[1]})")
+                calibrator = make_calibrator(trt, cuda, feeds, man.path(f"tensorrt/{calib_cache_name(s, onnx_sha, calib_hash)}"),
+                                             log)
+            try:
+                engine = build_stream(trt, man, s, plan, source, prof, workspace, dla, calibrator, log)
+            finally:
+                if calibrator is not None:
+                    calibrator.free()
+            rel = f"tensorrt/{engine_name(s, precision, dla, key)}"
+            write_bytes(man.path(rel), engine)
+            write_json(man.path(rel + ".json"), key)
+            files[s], keys[s] = rel, key
+    info = {"keys": keys, "tools": {"tensorrt": version}, "device": gpu, "compute_capability": cc,
             "dla_core": dla_core, "batch": list(batch), "log": log, "seconds": round(time.perf_counter() - t0, 2),
             "extra_files": [f + ".json" for f in files.values()]}
     if precision == "int8":
         info["int8_path"] = path
-        info["calibration"] = {**(calib_info or {}), "method": "IInt8EntropyCalibrator2 (cache: tensorrt/*.calib)"
+        info["calibration"] = {**calib.describe(), "scope": int8_scope,
+                               "method": "IInt8EntropyCalibrator2 (cache keyed by ONNX + calibration set)"
                                if path == "calibrator" else "explicit Q/DQ (qdq/)"}
     art = Artifact("tensorrt", precision, files, info)
     with updating(bundle) as m:

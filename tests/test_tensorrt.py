@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from alage_edge.convert.tensorrt import BuildError, choose_int8_path, major_version
+from alage_edge.convert.trt_plan import BuildError, choose_int8_path, major_version
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
 

@@ -1,20 +1,32 @@
 """Device buffers, page-locked host buffers, streams and events for the TensorRT backend.
 
 One small interface, two implementations: NVIDIA's ``cuda-python``
-(``cuda.bindings.runtime`` on 12.x/13.x, ``cuda.cudart`` on older 12.x) and
-pycuda where only that imports. Every call's error code is checked.
+(``cuda.bindings.runtime``; ``cuda.cudart`` on older 12.x) and pycuda where
+cuda-python cannot talk to the driver. Every call's error code is checked and
+every error names the CUDA error (``cudaErrorInsufficientDriver`` is not "no
+GPU": cuda-bindings 13 needs a CUDA 13 driver, which JetPack 6 and CUDA 12
+hosts lack; install ``alage-edge[tensorrt-cu12]`` there). Work runs inside
+``with cuda.activate():``, which makes the chosen device (cuda-python) or its
+retained primary context (pycuda) current on the calling thread.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib
 from typing import Any, Tuple
 
 import numpy as np
 
+NO_DEVICE = 100  # cudaErrorNoDevice: a working driver that sees no GPU
+
 
 class CudaError(RuntimeError):
-    pass
+    """A CUDA call failed; ``.name`` is the CUDA error name (e.g. cudaErrorInsufficientDriver)."""
+
+    def __init__(self, message: str, name: str = ""):
+        super().__init__(message)
+        self.name = name
 
 
 def _cudart():
@@ -26,33 +38,62 @@ def _cudart():
     return None
 
 
+def _bindings_version() -> str:
+    for name in ("cuda.bindings", "cuda"):
+        try:
+            return str(getattr(importlib.import_module(name), "__version__", "?"))
+        except ImportError:
+            continue
+    return "?"
+
+
 class CudaPython:
     """cuda-python runtime API: calls return ``(err, *values)``."""
 
     name = "cuda-python"
 
-    def __init__(self, rt=None):
+    def __init__(self, rt=None, device: int = 0):
         self.rt = rt or _cudart()
         if self.rt is None:
-            raise ImportError("cuda-python is not installed (pip install 'alage-edge[tensorrt]')")
+            raise ImportError("cuda-python is not installed (pip install 'alage-edge[tensorrt-cu12]' or "
+                              "'[tensorrt-cu13]', matching the driver's CUDA major)")
+        self.device = int(device)
 
     def _ok(self, result, what: str):
         err, *rest = result if isinstance(result, tuple) else (result,)
         if int(err) != 0:
-            name = self.rt.cudaGetErrorName(err)[1] if hasattr(self.rt, "cudaGetErrorName") else err
-            raise CudaError(f"{what} failed: {name}")
+            name = self.error_name(err)
+            hint = ""
+            if name == "cudaErrorInsufficientDriver":
+                hint = (f" (cuda-python {_bindings_version()} needs a newer driver than this one: install the "
+                        f"cuda-python of the driver's CUDA major, e.g. pip install 'alage-edge[tensorrt-cu12]')")
+            raise CudaError(f"{what} failed: {name}{hint}", name)
         return rest[0] if len(rest) == 1 else tuple(rest)
 
-    def device_count(self) -> int:
+    def error_name(self, err) -> str:
         try:
-            return int(self._ok(self.rt.cudaGetDeviceCount(), "cudaGetDeviceCount"))
-        except CudaError:
+            res = self.rt.cudaGetErrorName(err)
+            name = res[1] if isinstance(res, tuple) else res
+            return name.decode() if isinstance(name, bytes) else str(name)
+        except Exception:  # noqa: BLE001 - naming an error must not raise another
+            return f"CUDA error {int(err)}"
+
+    def device_count(self) -> int:
+        """GPUs visible; 0 only for cudaErrorNoDevice. Any other error (old driver ...) raises CudaError."""
+        res = self.rt.cudaGetDeviceCount()
+        if int(res[0]) == NO_DEVICE:
             return 0
+        return int(self._ok(res, "cudaGetDeviceCount"))
 
     def device_properties(self, device: int = 0) -> Tuple[str, str]:
         props = self._ok(self.rt.cudaGetDeviceProperties(device), "cudaGetDeviceProperties")
-        name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
+        name = props.name.decode(errors="replace") if isinstance(props.name, bytes) else str(props.name)
         return name.strip("\x00 "), f"{props.major}.{props.minor}"
+
+    @contextlib.contextmanager
+    def activate(self):
+        self._ok(self.rt.cudaSetDevice(self.device), f"cudaSetDevice({self.device})")
+        yield
 
     def malloc(self, nbytes: int) -> int:
         return int(self._ok(self.rt.cudaMalloc(max(int(nbytes), 1)), "cudaMalloc"))
@@ -72,7 +113,8 @@ class CudaPython:
         self._ok(self.rt.cudaFreeHost(handle), "cudaFreeHost")
 
     def stream(self) -> Any:
-        return self._ok(self.rt.cudaStreamCreate(), "cudaStreamCreate")
+        """A non-blocking stream: it does not serialise with the legacy default stream (torch, others)."""
+        return self._ok(self.rt.cudaStreamCreateWithFlags(self.rt.cudaStreamNonBlocking), "cudaStreamCreateWithFlags")
 
     def stream_handle(self, stream) -> int:
         return int(stream)
@@ -88,15 +130,14 @@ class CudaPython:
         kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
         self._ok(self.rt.cudaMemcpyAsync(dst.ctypes.data, src, dst.nbytes, kind, stream), "cudaMemcpyAsync D2H")
 
-    def d2d(self, dst: int, src: int, nbytes: int, stream) -> None:
-        kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToDevice
-        self._ok(self.rt.cudaMemcpyAsync(dst, src, nbytes, kind, stream), "cudaMemcpyAsync D2D")
-
     def sync(self, stream) -> None:
         self._ok(self.rt.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
 
     def event(self) -> Any:
-        return self._ok(self.rt.cudaEventCreate(), "cudaEventCreate")
+        return self._ok(self.rt.cudaEventCreateWithFlags(self.rt.cudaEventDisableTiming), "cudaEventCreateWithFlags")
+
+    def destroy_event(self, event) -> None:
+        self._ok(self.rt.cudaEventDestroy(event), "cudaEventDestroy")
 
     def record(self, event, stream) -> None:
         self._ok(self.rt.cudaEventRecord(event, stream), "cudaEventRecord")
@@ -109,15 +150,17 @@ class CudaPython:
 
 
 class PyCuda:
-    """pycuda, for systems where only pycuda imports."""
+    """pycuda, with the device's retained primary context pushed around work (no ``pycuda.autoinit``,
+    which binds a context to the importing thread only)."""
 
     name = "pycuda"
 
-    def __init__(self):
-        import pycuda.autoinit  # noqa: F401  (creates the context)
+    def __init__(self, device: int = 0):
         import pycuda.driver as drv
 
-        self.drv = drv
+        drv.init()
+        self.drv, self.device = drv, int(device)
+        self._ctx = None
         self._allocs = {}
 
     def device_count(self) -> int:
@@ -127,6 +170,16 @@ class PyCuda:
         d = self.drv.Device(device)
         major, minor = d.compute_capability()
         return d.name(), f"{major}.{minor}"
+
+    @contextlib.contextmanager
+    def activate(self):
+        if self._ctx is None:
+            self._ctx = self.drv.Device(self.device).retain_primary_context()
+        self._ctx.push()
+        try:
+            yield
+        finally:
+            self.drv.Context.pop()
 
     def malloc(self, nbytes: int) -> int:
         alloc = self.drv.mem_alloc(max(int(nbytes), 1))
@@ -141,16 +194,18 @@ class PyCuda:
         return arr, arr
 
     def host_free(self, handle) -> None:
-        handle.base.free() if hasattr(handle.base, "free") else None
+        base = getattr(handle, "base", None)
+        if hasattr(base, "free"):
+            base.free()
 
     def stream(self):
-        return self.drv.Stream()
+        return self.drv.Stream(flags=1)  # non-blocking
 
     def stream_handle(self, stream) -> int:
         return int(stream.handle)
 
     def destroy_stream(self, stream) -> None:
-        pass
+        pass  # freed with the Python object
 
     def h2d(self, dst: int, src: np.ndarray, stream) -> None:
         self.drv.memcpy_htod_async(dst, src, stream)
@@ -158,14 +213,14 @@ class PyCuda:
     def d2h(self, dst: np.ndarray, src: int, stream) -> None:
         self.drv.memcpy_dtoh_async(dst, src, stream)
 
-    def d2d(self, dst: int, src: int, nbytes: int, stream) -> None:
-        self.drv.memcpy_dtod_async(dst, src, nbytes, stream)
-
     def sync(self, stream) -> None:
         stream.synchronize()
 
     def event(self):
         return self.drv.Event()
+
+    def destroy_event(self, event) -> None:
+        pass  # freed with the Python object
 
     def record(self, event, stream) -> None:
         event.record(stream)
@@ -177,14 +232,20 @@ class PyCuda:
         event.synchronize()
 
 
-def cuda_api():
-    """cuda-python if it imports, else pycuda; ImportError naming both otherwise."""
+def cuda_api(device: int = 0):
+    """cuda-python if it imports and can talk to the driver, else pycuda; an error naming both otherwise."""
+    problem = ""
     try:
-        return CudaPython()
-    except ImportError:
-        pass
-    try:
-        return PyCuda()
+        api = CudaPython(device=device)
+        api.device_count()  # raises CudaError if the driver is too old for these bindings
+        return api
     except ImportError as e:
-        raise ImportError("neither cuda-python nor pycuda is installed: pip install 'alage-edge[tensorrt]' "
-                          "(cuda-python)") from e
+        problem = str(e)
+    except CudaError as e:
+        problem = f"cuda-python cannot use the driver: {e}"
+    try:
+        return PyCuda(device=device)
+    except ImportError:
+        raise ImportError(f"{problem}; pycuda is not installed either") from None
+    except Exception as e:  # pycuda's own driver errors
+        raise CudaError(f"{problem}; pycuda: {type(e).__name__}: {e}") from e

@@ -1,14 +1,14 @@
-"""TensorRT 10/11: one engine per stream, name-based tensors, ``execute_async_v3``.
+"""TensorRT 8.5/10/11: one engine per stream, name-based tensors, ``execute_async_v3``.
 
-Buffers are allocated once at the profile's maximum batch: device memory per
-I/O tensor, page-locked host arrays for what crosses to the host. In split
-mode the global stream's ``g`` stays on the device and is bound directly as
-the attention stream's input. Each engine has its own CUDA stream, so the
-global stream (possibly on a DLA core) of batch i+1 overlaps the attention
-stream of batch i in ``infer_many``.
+In split mode the global stream's ``image`` and ``g`` stay on the device and
+are bound directly as the attention stream's inputs. Each engine has its own
+non-blocking CUDA stream, so the global stream (possibly on a DLA core) of
+batch i+1 overlaps the attention stream of batch i. A batch shorter than a
+static profile (DLA) is padded and its outputs sliced; a longer one is split
+by the base class (``max_batch``).
 
-NOT EXECUTED in this project's CI or development machines: TensorRT cannot be
-installed there. Written against the TensorRT 10/11 Python API and cuda-python.
+NOT EXECUTED on this project's development machines or CI: TensorRT cannot be
+installed there. Written against the TensorRT 8.5/10/11 Python API and cuda-python.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from .base import Backend, BackendError, Source
 from .engine_key import mismatches, rebuild_hint
-from .trt_engine import Engine
+from .trt_engine import Engine, pad_batch
 
 
 class TensorRTBackend(Backend):
@@ -37,9 +37,9 @@ class TensorRTBackend(Backend):
 
             from .cuda import cuda_api
 
-            cuda = cuda_api()
-            if cuda.device_count() == 0:
-                return "no CUDA GPU visible"
+            cuda = cuda_api(_index(device))
+            if cuda.device_count() <= _index(device):
+                return f"no CUDA GPU {_index(device)} visible ({cuda.device_count()} found by {cuda.name})"
             gpu, cc = cuda.device_properties(_index(device))
         except Exception as e:  # ImportError, missing driver ...
             return f"not usable here ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})"
@@ -60,8 +60,9 @@ class TensorRTBackend(Backend):
             problem = self.can_run(self.manifest, self.artifact, self.device)
             if problem:
                 raise BackendError(f"{self.manifest.root}: TensorRT cannot run {self.artifact.key}: {problem}")
-            self.cuda = cuda_api()
+            self.cuda = cuda_api(_index(self.device))
             self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+            self.min_batch = 1
         key = _keys(self.manifest, self.artifact)[stream]
         if key.get("dla_core") is not None:
             self.runtime.DLA_core = int(key["dla_core"])
@@ -69,8 +70,10 @@ class TensorRTBackend(Backend):
         if engine is None:
             raise BackendError(f"{path}: TensorRT could not deserialize the engine; "
                                + rebuild_hint(str(self.manifest.root), self.precision, key.get("dla_core")))
-        eng = Engine(trt, self.cuda, engine, stream)
+        with self.cuda.activate():
+            eng = Engine(trt, self.cuda, engine, stream, external=("image", "g") if stream == "attention" else ())
         self.max_batch = min(self.max_batch or eng.max_batch, eng.max_batch)
+        self.min_batch = max(self.min_batch, eng.min_batch)
         if stream == "attention":
             glob = self._handles["global"]
             for n in ("image", "g"):
@@ -86,6 +89,13 @@ class TensorRTBackend(Backend):
         return eng.collect(0)
 
     def _run_many(self, images: List[np.ndarray]) -> List[Dict[str, np.ndarray]]:
+        """Padded to the profiles' minimum batch, run on this thread's device, sliced back."""
+        sizes = [len(x) for x in images]
+        with self.cuda.activate():
+            outs = self._pipeline([pad_batch(x, self.min_batch) for x in images])
+        return [{k: v[:n] for k, v in o.items()} for o, n in zip(outs, sizes)]
+
+    def _pipeline(self, images: List[np.ndarray]) -> List[Dict[str, np.ndarray]]:
         """Two stages on two CUDA streams: the global stream of batch i runs while the
         attention stream of batch i-1 does; ``g`` and the image never leave the device."""
         if self.graph == "fused" or not self.manifest.attention:
@@ -113,8 +123,9 @@ class TensorRTBackend(Backend):
         return out
 
     def _close(self) -> None:
-        for eng in self._handles.values():
-            eng.close()
+        with self.cuda.activate():
+            for eng in self._handles.values():
+                eng.close()
 
 
 def _index(device: Optional[str]) -> int:

@@ -8,6 +8,7 @@ Each stream is a submodule usable on its own, and exports to its own ONNX graph.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Dict, List, Optional, Tuple
 
@@ -153,8 +154,10 @@ class AttentionStream(nn.Module):
         if self.fusion == "concat":
             fused = self.fused_head(torch.cat([g, local], dim=1))
         else:
-            p = 0.5 * (F.softmax(self.global_head(g), dim=1) + F.softmax(local_logits, dim=1))
-            fused = torch.log(p.clamp_min(1e-12))
+            # log of the mean of the two distributions, as a log-sum-exp of log-probabilities: finite in fp16,
+            # where clamp_min(1e-12) underflowed to 0 and gave -inf logits
+            logp = torch.stack([F.log_softmax(self.global_head(g), dim=1), F.log_softmax(local_logits, dim=1)])
+            fused = torch.logsumexp(logp, dim=0) - math.log(2.0)
         return torch.stack(boxes, dim=1), local_logits, fused
 
 
