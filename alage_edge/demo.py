@@ -119,7 +119,7 @@ def run_demo(cfg: DemoConfig) -> int:
     s = cfg.settings
     cache = str(root / "cache")
     att_dir, base_dir, bundle = root / cfg.arch, root / cfg.baseline, root / "bundle"
-    train_inputs = {"data": cfg.data, "settings": s, "seed": cfg.seed, "version": 1}
+    train_inputs = {"data": cfg.data, "settings": s, "seed": cfg.seed, "version": 2}  # 2: detail image, synth v4
     print(f"alage-edge demo ({cfg.profile}) -> {root}/", flush=True)
 
     # 1. data and training ------------------------------------------------------------------------
@@ -132,10 +132,17 @@ def run_demo(cfg: DemoConfig) -> int:
 
     # 2. evaluation -------------------------------------------------------------------------------
     def evaluate():
+        from alage_edge.data.synth import cue_survival
+        from alage_edge.model import count_flops, load_checkpoint
+        from alage_edge.train.claim import plot
         from alage_edge.train.evaluate import evaluate_checkpoints, format_table
 
         rows = evaluate_checkpoints([str(att_dir / "best.pt"), str(base_dir / "best.pt")], cfg.data,
                                     "test", cache=cache)
+        for r, d in zip(rows, (att_dir, base_dir)):
+            m = load_checkpoint(d / "best.pt")
+            r.update(model=f"{m.cfg.arch} (detail {m.cfg.detail_scale})", gflops=count_flops(m.eval()) / 1e9)
+        plot(rows, root / "frontier.png")
         a, b = rows
         rows_out = {"attention": a, "baseline": b,
                     "mae_reduction": (b["mae"] - a["mae"]) / b["mae"] if b.get("mae") else None}
@@ -144,10 +151,14 @@ def run_demo(cfg: DemoConfig) -> int:
         text = format_table(rows) + f"\n\nattention vs global-only at the same budget: MAE {a['mae']:.2f} vs " \
                                     f"{b['mae']:.2f} ({abs(red):.0%} {'lower' if red >= 0 else 'higher'} with " \
                                     f"attention)\n"
+        text += "GFLOPs per image: " + ", ".join(f"{r['model']} {r['gflops']:.3f}" for r in rows) + "\n"
+        surv = cue_survival(20, load_checkpoint(att_dir / "best.pt").cfg.input_size)
+        text += (f"age cue that survives the 2x downsample to the global resolution: {surv['energy_ratio']:.0%} of "
+                 f"its energy in the age regions ({surv['images']} faces)\n")
         write_text(root / "compare.md", text)
 
     steps.run("evaluate", "evaluate both on the synth test split", {**train_inputs, "ckpt": _mtime(att_dir, base_dir)},
-              [root / "compare.md", root / "compare.json"], evaluate,
+              [root / "compare.md", root / "compare.json", root / "frontier.png"], evaluate,
               f"alage-edge eval {att_dir}/best.pt {base_dir}/best.pt --data {cfg.data}")
     print((root / "compare.md").read_text(), flush=True)
 
@@ -264,7 +275,7 @@ def write_summary(root: Path, cfg: DemoConfig, steps: Steps) -> None:
         if f.exists():
             parts += [f"## {title}", "", f.read_text().strip(), ""]
     parts += ["## Pictures", "", f"- training curves: curves-{cfg.arch}.png, curves-{cfg.baseline}.png",
-              "- latency against drift: bench.png", "- test faces with ages and attention boxes: faces.png", "",
+              "- latency against drift: bench.png", "- accuracy against GFLOPs: frontier.png", "- test faces with ages and attention boxes: faces.png", "",
               "## Steps", ""] + [f"- {s['step']}: " + ("up to date" if s["skipped"] else f"{s['seconds']} s")
                                   for s in steps.log]
     write_text(root / "summary.md", "\n".join(parts) + "\n")

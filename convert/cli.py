@@ -45,7 +45,7 @@ def export_main(argv: Optional[List[str]] = None) -> int:
         model = build_model(args.arch, head=args.head, **cfg)
     man = export_bundle(model, args.out, opset=args.opset, checkpoint=args.checkpoint)
     rows = [(rel, f"{e['bytes'] / 1e6:.2f} MB") for rel, e in man.data["files"].items()]
-    print(f"exported {model.cfg.arch} ({model.cfg.head}, {model.cfg.img_size}px) to {args.out} "
+    print(f"exported {model.cfg.arch} ({model.cfg.head}, {model.cfg.input_size}px input) to {args.out} "
           f"in {man.data['export_total_seconds']:.1f} s")
     for rel, size in rows:
         print(f"  {rel:<16} {size}")

@@ -67,7 +67,7 @@ class _Fused(nn.Module):
 
 def stream_io(model: ALNet) -> Dict[str, dict]:
     """Input/output names and shapes (-1: the batch axis) of each exported graph."""
-    cfg, s = model.cfg, model.cfg.img_size
+    cfg, s = model.cfg, model.cfg.input_size
     k, c = cfg.num_classes, model.global_stream.num_features
     image = {"image": [-1, 3, s, s]}
     io = {"global": {"file": "global.onnx", "inputs": image, "outputs": {"g": [-1, c], "global_logits": [-1, k]}}}
@@ -130,7 +130,7 @@ def export_bundle(model: ALNet, out_dir, opset: int = 17, checkpoint: Optional[P
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = model.eval().cpu()
-    s = model.cfg.img_size
+    s = model.cfg.input_size
     io = stream_io(model)
     gen = torch.Generator().manual_seed(0)
     image = torch.randn(max(batch, 2), 3, s, s, generator=gen)
@@ -152,7 +152,11 @@ def export_bundle(model: ALNet, out_dir, opset: int = 17, checkpoint: Optional[P
     meta["source"] = str(checkpoint) if checkpoint is not None else "exported without a training checkpoint"
     save_checkpoint(out / CHECKPOINT, model, meta={k: v for k, v in meta.items() if k != "train"})
     versions = package_versions()
+    data = str((meta.get("train") or {}).get("data") or "")
+    training = {"data": data or "unknown (no training checkpoint)", "real_faces": None if not data
+                else not data.startswith("synth")}
     manifest = BundleWriter.create(out, model.cfg.to_dict(), model.cfg.preprocess, io, opset=opset,
+                                   training_data=training,
                                exporter=f"torch.onnx TorchScript (torch {torch.__version__})",
                                versions=versions, export_seconds=timings)
     manifest.record_file(CHECKPOINT, artifact="torch")

@@ -20,17 +20,20 @@ def is_local_cnn(name: str) -> bool:
     return name.startswith(LOCAL_CNN_PREFIX) or name.startswith(LOCAL_CNN_PREFIX.lstrip("/"))
 
 
+DOWNSAMPLE = "downsample"  # the global stream's fixed 2x downsample (model/alnet.py: Downsample2x)
+
+
 def stem_convs(model) -> list:
-    """Names of the convolutions that read pixels: the global stem (reads the image) and the local
-    CNN's stem (reads a sampled crop). Kept float in the Q/DQ model: quantising their input moved
-    ages 1.10 y on average against 0.52 y without them (ONNX Runtime, U8S8, a model trained on synth)."""
-    producers = {o: n for n in model.graph.node for o in n.output}
-    inputs = {i.name for i in model.graph.input}
+    """Names of the convolutions that read pixels: the fixed 2x downsample, the global stem (reads the
+    image or its downsample) and the local CNN's stem (reads a sampled crop). Kept float in the Q/DQ
+    model: quantising their input moved ages 1.10 y on average against 0.52 y without them (ONNX
+    Runtime, U8S8, a model trained on synth); the downsample must stay an exact fixed filter."""
+    pixels = {i.name for i in model.graph.input}
+    pixels |= {o for n in model.graph.node if n.op_type == "GridSample" for o in n.output}
     out = []
-    for n in model.graph.node:
-        if n.op_type != "Conv":
-            continue
-        src = n.input[0]
-        if src in inputs or (src in producers and producers[src].op_type == "GridSample"):
+    for n in model.graph.node:  # topological order: the downsample's output is pixels for the stem after it
+        if n.op_type == "Conv" and n.input[0] in pixels:
             out.append(n.name)
+            if DOWNSAMPLE in n.name:
+                pixels |= set(n.output)
     return out

@@ -20,7 +20,7 @@ from alage_edge.system import package_versions
 
 from .bundle import updating
 from .calibration import CalibrationSet
-from .graphs import OV_GLUE_TYPES
+from .graphs import DOWNSAMPLE, OV_GLUE_TYPES
 
 SCOPES = ("global", "global+local")
 
@@ -50,8 +50,9 @@ def _advanced():
 def _quantize_stream(model, stream: str, calib: CalibrationSet):
     import nncf
 
-    # the attention graph: only the local CNN's convolutions, never the glue
-    ignored = nncf.IgnoredScope(types=OV_GLUE_TYPES, validate=False) if stream == "attention" else None
+    # the attention graph: only the local CNN's convolutions, never the glue; both: never the fixed downsample
+    ignored = nncf.IgnoredScope(types=OV_GLUE_TYPES if stream == "attention" else [],
+                                patterns=[f".*{DOWNSAMPLE}.*"], validate=False)
     return nncf.quantize(model, calib.nncf_dataset(stream), subset_size=len(calib), ignored_scope=ignored,
                          advanced_parameters=_advanced())
 

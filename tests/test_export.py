@@ -22,13 +22,13 @@ ATTENTION_MODELS = ["al_resnet18", "al_resnet34", "al_resnet50", "al_ror18", "al
 
 def _inputs(batch: int, kind: str) -> np.ndarray:
     if kind == "random":
-        return np.random.default_rng(batch).normal(size=(batch, 3, 64, 64)).astype(np.float32)
+        return np.random.default_rng(batch).normal(size=(batch, 3, 128, 128)).astype(np.float32)
     # structured: synthetic faces, a ramp and a flat image, normalised like the runtime does
     from alage_edge.preprocess import PreprocessSpec, normalize
 
-    spec = PreprocessSpec(size=64)
-    imgs = [render(3, i, 64).image for i in range(batch)]
-    ramp = np.tile(np.linspace(0, 255, 64, dtype=np.uint8)[None, :, None], (64, 1, 3))
+    spec = PreprocessSpec(size=128)
+    imgs = [render(3, i, 128).image for i in range(batch)]
+    ramp = np.tile(np.linspace(0, 255, 128, dtype=np.uint8)[None, :, None], (128, 1, 3))
     imgs[-1] = ramp if batch > 1 else imgs[-1]
     return normalize(np.stack(imgs), spec)
 
@@ -89,7 +89,7 @@ def test_graph_structure_and_manifest(exported):
 
 def test_export_runs_batch_8_after_tracing_with_2(tiny_bundle):
     sess = ort.InferenceSession(str(tiny_bundle / "alnet.onnx"), providers=["CPUExecutionProvider"])
-    outs = sess.run(None, {"image": np.zeros((8, 3, 64, 64), np.float32)})
+    outs = sess.run(None, {"image": np.zeros((8, 3, 128, 128), np.float32)})
     assert outs[0].shape[0] == 8
 
 
@@ -103,7 +103,7 @@ def test_global_only_baseline_exports_one_stream(tmp_path):
     model = build_model("resnet18", head="groups", **TINY).eval()
     man = export_bundle(model, tmp_path / "b")
     assert set(man.io) == {"global", "fused"}
-    x = np.random.default_rng(0).normal(size=(2, 3, 64, 64)).astype(np.float32)
+    x = np.random.default_rng(0).normal(size=(2, 3, 128, 128)).astype(np.float32)
     sess = ort.InferenceSession(str(tmp_path / "b" / "alnet.onnx"), providers=["CPUExecutionProvider"])
     with torch.no_grad():
         ref = model(torch.from_numpy(x))["global_logits"].numpy()
@@ -113,9 +113,9 @@ def test_global_only_baseline_exports_one_stream(tmp_path):
 def test_export_refuses_batch_1_and_bad_opsets(tmp_path):
     model = build_model("resnet18", **TINY).eval()
     with pytest.raises(ExportError, match="batch of at least 2"):
-        export_onnx(model.global_stream, (torch.zeros(1, 3, 64, 64),), tmp_path / "g.onnx", ["image"], ["g", "l"])
+        export_onnx(model.global_stream, (torch.zeros(1, 3, 128, 128),), tmp_path / "g.onnx", ["image"], ["g", "l"])
     with pytest.raises(ExportError, match="opset"):
-        export_onnx(model.global_stream, (torch.zeros(2, 3, 64, 64),), tmp_path / "g.onnx", ["image"], ["g", "l"],
+        export_onnx(model.global_stream, (torch.zeros(2, 3, 128, 128),), tmp_path / "g.onnx", ["image"], ["g", "l"],
                     opset=20)
     assert not (tmp_path / "g.onnx").exists()
 
@@ -127,7 +127,7 @@ def test_full_size_models_at_224_match_pytorch(name, tmp_path):
     torch.manual_seed(0)
     model = build_model(name).eval()
     export_bundle(model, tmp_path / name)
-    x = normalize(np.stack([render(1, i, 224).image for i in range(2)]), PreprocessSpec())
+    x = normalize(np.stack([render(1, i, 448).image for i in range(2)]), PreprocessSpec(size=448))
     with torch.no_grad():
         ref = model(torch.from_numpy(x))
     sess = ort.InferenceSession(str(tmp_path / name / "alnet.onnx"), providers=["CPUExecutionProvider"])

@@ -60,7 +60,8 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--amp", choices=["auto", "on", "off"], default="auto", help="mixed precision (CUDA only)")
     p.add_argument("--pretrained", default=None, help="torchvision-format ImageNet checkpoint for the global backbone")
     p.add_argument("--init", default=None, help="alage-edge checkpoint to start from (e.g. trained on IMDB-WIKI)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt (same settings)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in OUT")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:1")
     p.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
     p.add_argument("--seed", type=int, default=0)
@@ -82,7 +83,7 @@ def config_from_args(args):
         args.preset, arch=args.arch, head=args.head, model=model, data=args.data, out=args.out, stage=args.stage,
         weight_decay=args.weight_decay, schedule=args.schedule, warmup_epochs=args.warmup_epochs, weights=weights,
         clip=args.clip, amp={"auto": None, "on": True, "off": False}[args.amp], seed=args.seed, workers=args.workers,
-        device=args.device, pretrained=args.pretrained, init=args.init, resume=args.resume, cache=args.cache,
+        device=args.device, pretrained=args.pretrained, init=args.init, resume=args.resume, overwrite=args.overwrite, cache=args.cache,
         progress=not args.no_progress, **{k: v for k, v in chosen.items() if v is not None})
 
 
@@ -104,10 +105,17 @@ def eval_main(argv: Optional[List[str]] = None) -> int:
                     "Several checkpoints with a folded protocol (adience, fgnet): checkpoint k is tested on "
                     "fold k and the table shows mean and std over folds.",
         epilog="examples:\n  alage-edge eval runs/al18/best.pt --data synth\n"
+               "  alage-edge eval --claim --out runs/claim      (the fair attention-vs-global protocol, ~1 h)\n"
                "  alage-edge eval runs/a0/best.pt runs/a1/best.pt runs/a2/best.pt runs/a3/best.pt runs/a4/best.pt "
                "--data adience:/data/adience --json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoints", nargs="+", help="alage-edge checkpoint(s)")
+    p.add_argument("checkpoints", nargs="*", help="alage-edge checkpoint(s)")
+    p.add_argument("--claim", action="store_true",
+                   help="train (resumably) and compare global-only @S and @2S with attention @S (detail 1 and 2) "
+                        "on the same data and epochs; 3 seeds for the claim, an ablation on one")
+    p.add_argument("--out", default="runs/claim", help="with --claim: the run folder")
+    p.add_argument("--seeds", default="0,1,2", help="with --claim: seeds of the claim's two models")
+    p.add_argument("--no-ablation", action="store_true", help="with --claim: skip T=1/2 and fusion=mean")
     p.add_argument("--data", default="synth", help=DATA_HELP)
     p.add_argument("--split", choices=["train", "val", "test"], default="test")
     p.add_argument("--batch-size", type=int, default=64)
@@ -115,6 +123,13 @@ def eval_main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--cache", default=None, help="folder for cached synth splits")
     args = p.parse_args(argv)
+    if args.claim:
+        from .claim import run_claim
+
+        print(run_claim(args.out, seeds=[int(x) for x in args.seeds.split(",")], ablation=not args.no_ablation))
+        return 0
+    if not args.checkpoints:
+        p.error("give checkpoint(s), or --claim")
     from .evaluate import evaluate_checkpoints, format_table
 
     rows = evaluate_checkpoints(args.checkpoints, args.data, args.split, args.batch_size, args.device, args.cache)

@@ -68,7 +68,7 @@ def report(pred: Dict[str, np.ndarray], faces: FaceSet) -> Dict[str, float]:
                      mu=ages, sigma=stds if np.isfinite(stds).all() and len(stds) else None)
     true_boxes: Optional[np.ndarray] = faces.boxes()
     if true_boxes is not None and "boxes" in pred:
-        out.update(attention_scores(pred["boxes"][ok], true_boxes[idx], 0.3))
+        out.update(attention_scores(pred["boxes"][ok], true_boxes[idx], 0.5))  # IoU >= 0.5 with a true region
     out["images"] = int(ok.sum())
     if (~ok).any():
         out["skipped"] = int((~ok).sum())
@@ -89,7 +89,7 @@ def evaluate_checkpoint(path: str, spec: str, split: str = "test", batch_size: i
 
     dev = _device(device)
     model = load_checkpoint(path).to(dev)
-    faces = open_splits(spec, size=model.cfg.img_size, cache_dir=cache)[split]
+    faces = open_splits(spec, size=model.cfg.input_size, cache_dir=cache)[split]
     if hasattr(faces, "preload"):
         faces.preload()
     out = report(predict(model, faces, batch_size=batch_size, device=dev), faces)

@@ -1,11 +1,15 @@
 """``synth``: a procedural fine-grained face-age set (numpy + Pillow, no download).
 
 A stand-in that tests the mechanism, not a face data set. Each image is a
-drawn face (random pose, skin tone, lighting, clutter, blur, noise) whose age
-lives mostly in fine detail inside small regions that follow the pose: lines
-at the outer eye corners, forehead lines and the folds beside the mouth, whose
-count, length and contrast grow with age. A weak global cue (greying hair)
-carries little. Every sample is a pure function of (seed, index) and comes
+drawn face (random pose, skin tone, lighting, clutter, blotches, blur, noise)
+whose age lives mostly in fine detail inside small regions that follow the
+pose: lines at the outer eye corners, forehead lines and the folds beside the
+mouth, whose count, length and contrast grow with age. The lines are drawn at
+the output resolution as zero-mean 1-px light/dark/light creases: a model that reads
+the face at half that resolution (through an anti-aliasing downsample) loses
+most of them (``cue_survival`` measures how much), one that reads crops of the
+full-resolution face keeps them. Age-independent crease strokes are clutter to
+ignore; a weak global cue (greying hair) carries little. Every sample is a pure function of (seed, index) and comes
 with the boxes of its age regions, so attention can be scored.
 """
 from __future__ import annotations
@@ -21,7 +25,7 @@ import numpy as np
 from ..ages import age_to_group
 from .base import FaceSet, Record, Skips
 
-GENERATOR_VERSION = 3  # bump when drawing changes: invalidates caches
+GENERATOR_VERSION = 4  # bump when drawing changes: invalidates caches (4: age lines at the detail resolution)
 AGE_RANGE = (1, 95)
 REGION_NAMES = ("left_eye_corner", "right_eye_corner", "forehead", "left_fold", "right_fold")
 # Age regions in canonical face coordinates (fractions of an aligned face image):
@@ -125,56 +129,76 @@ def render(seed: int, index: int, size: int = 224, pose: float = 1.0, age: Optio
     mw = rng.uniform(0.06, 0.09)
     d.line(px([[0.5 - mw, 0.72], [0.5, 0.735], [0.5 + mw, 0.72]]), fill=lip, width=3 * SS)
 
-    # Face texture everywhere on the skin (masks thin lines at low resolution): short
-    # random strokes of low contrast, independent of age.
-    tex = tuple(int(c) for c in np.clip(skin * 0.8, 0, 255))
-    for _ in range(int(rng.integers(10, 25))):
+    # Low-frequency skin blotches (age-independent texture at any resolution).
+    for _ in range(int(rng.integers(3, 8))):
         c = np.array([rng.uniform(0.25, 0.75), rng.uniform(0.3, 0.85)])
-        dv = rng.normal(0, 0.012, 2)
-        d.line(px([c, c + dv]), fill=tex, width=1)
+        r = rng.uniform(0.02, 0.06)
+        shade = tuple(int(v) for v in np.clip(skin * rng.uniform(0.9, 1.08), 0, 255))
+        d.polygon(ellipse(c[0], c[1], r, r * rng.uniform(0.6, 1.4), 16), fill=shade)
 
-    # The fine age detail: count, length and contrast grow with age. Its own random stream, so the
-    # same face drawn at another age differs only here (and in the hair colour).
-    rng_face, rng = rng, np.random.default_rng([int(seed) & 0xFFFFFFFF, int(index), 1])
-    line_col = skin * (1 - (0.18 + 0.42 * a) * rng.uniform(0.85, 1.15))
-    line_t = tuple(int(c) for c in np.clip(line_col, 0, 255))
+    # To the output size; blur and lighting act on the face, not on the fine detail drawn next.
+    rng_face, rng_detail = rng, np.random.default_rng([int(seed) & 0xFFFFFFFF, int(index), 1])
+    im = im.resize((size, size), Image.BILINEAR)
+    blur = rng_face.uniform(0, 0.8)
+    if blur > 0.25:
+        im = im.filter(ImageFilter.GaussianBlur(blur))
+    d = ImageDraw.Draw(im)
+
+    def out_px(pts):  # canonical fractions -> output pixels
+        return [tuple(q) for q in (tf(np.asarray(pts, np.float64)) * size).tolist()]
+
+    def crease(pts, c):
+        """A 1-px dark line between two 1-px light lines (+1, -2, +1) at the OUTPUT resolution: zero mean,
+        energy near the Nyquist frequency, so a 2x anti-aliasing downsample keeps ~3% of it (1-D) while the
+        full resolution keeps all of it."""
+        q = np.round(np.asarray(out_px(pts), np.float64))
+        dirv = q[-1] - q[0]
+        # whole pixels across the line, along the axis most perpendicular to it: a clean profile
+        normal = np.array([0.0, 1.0]) if abs(dirv[0]) >= abs(dirv[1]) else np.array([1.0, 0.0])
+        delta = np.minimum(np.minimum(c * skin, 255 - skin), skin / 2)  # symmetric: no clipping, zero mean
+        dark = tuple(int(v) for v in np.clip(skin - 2 * delta, 0, 255))
+        light = tuple(int(v) for v in np.clip(skin + delta, 0, 255))
+        for off, col in ((-1, light), (1, light), (0, dark)):
+            d.line([tuple(v) for v in q + off * normal], fill=col, width=1)
+
+    # Clutter at the detail resolution: short crease strokes anywhere on the skin, age-independent.
+    for _ in range(int(rng_detail.integers(15, 35))):
+        c = np.array([rng_detail.uniform(0.22, 0.78), rng_detail.uniform(0.2, 0.85)])
+        dv = rng_detail.normal(0, 0.02, 2)
+        crease([c, c + dv], rng_detail.uniform(0.05, 0.25))
+
+    # The fine age detail: count, length and contrast grow with age; drawn as creases (above). Its own
+    # random stream, so the same face drawn at another age differs only here (and in the hair colour).
+    rng = rng_detail
+    contrast = lambda: (0.12 + 0.38 * a) * rng.uniform(0.85, 1.15)  # noqa: E731
     count = lambda k: int(np.clip(round(k * a + rng.normal(0, 0.6)), 0, k))  # noqa: E731
     length = 0.35 + 0.65 * a
     for side in (-1, 1):  # crow's feet, fanning out from the outer eye corner
         cx = 0.5 + side * 0.22
-        for j in range(count(5)):
-            ang = math.radians(-35 + 70 * (j + rng.uniform(0.2, 0.8)) / 5)
-            l = 0.075 * length * rng.uniform(0.8, 1.2)
+        for j in range(count(6)):
+            ang = math.radians(-35 + 70 * (j + rng.uniform(0.2, 0.8)) / 6)
+            ln = 0.075 * length * rng.uniform(0.8, 1.2)
             p0 = np.array([cx, 0.42 + rng.uniform(-0.01, 0.01)])
-            p1 = p0 + np.array([side * math.cos(ang), math.sin(ang)]) * l
-            d.line(px([p0, p1]), fill=line_t, width=max(1, SS // 2))
-    for j in range(count(4)):  # forehead lines
-        y = 0.205 + 0.018 * j + rng.uniform(-0.004, 0.004)
+            crease([p0, p0 + np.array([side * math.cos(ang), math.sin(ang)]) * ln], contrast())
+    for j in range(count(5)):  # forehead lines
+        y = 0.195 + 0.016 * j + rng.uniform(-0.003, 0.003)
         half = 0.12 * length * rng.uniform(0.8, 1.1)
-        xs = np.linspace(0.5 - half, 0.5 + half, 9)
-        ys = y + 0.004 * np.sin(xs * 40 + rng.uniform(0, 6))
-        d.line(px(np.stack([xs, ys], 1)), fill=line_t, width=max(1, SS // 2))
+        crease([[0.5 - half, y], [0.5 + half, y + rng.uniform(-0.006, 0.006)]], contrast())
     for side in (-1, 1):  # folds beside the mouth
-        for j in range(count(3)):
+        for j in range(count(4)):
             off = 0.012 * j
-            t = np.linspace(0, 1, 8) * length
-            xs = 0.5 + side * (0.075 + off + 0.035 * t)
-            ys = 0.57 + 0.16 * t
-            d.line(px(np.stack([xs, ys], 1)), fill=line_t, width=max(1, SS // 2))
+            crease([[0.5 + side * (0.075 + off), 0.57], [0.5 + side * (0.075 + off + 0.035 * length),
+                                                          0.57 + 0.16 * length]], contrast())
 
-    # Down-sampling, lighting, blur, noise (at the output size: cheap).
+    # Lighting and sensor noise.
     rng = rng_face
-    im = im.resize((size, size), Image.BILINEAR)
-    blur = rng.uniform(0, 0.8)
-    if blur > 0.25:
-        im = im.filter(ImageFilter.GaussianBlur(blur))
     img = np.asarray(im, dtype=np.float32)
     gdir = rng.normal(size=2)
     gdir /= np.linalg.norm(gdir) + 1e-9
     ramp = (np.arange(size, dtype=np.float32) / size - 0.5)
     light = 1 + np.float32(rng.uniform(0, 0.35)) * (ramp[None, :] * gdir[0] + ramp[:, None] * gdir[1])
     img = img * (light * np.float32(rng.uniform(0.8, 1.15)))[..., None]
-    img += rng.standard_normal((size, size, 3), dtype=np.float32) * np.float32(rng.uniform(1, 6))
+    img += rng.standard_normal((size, size, 3), dtype=np.float32) * np.float32(rng.uniform(1, 4))
     image = np.clip(img, 0, 255).astype(np.uint8)
 
     boxes = []
@@ -320,3 +344,32 @@ def write_folder(root, n: int, seed: int = 0, size: int = 224, split: str = "tra
         rows.append(f"{rel},{s.age:g}," + ",".join(f"{v:.5f}" for v in s.boxes.reshape(-1)))
     write_text(root / "labels.csv", "\n".join(rows) + "\n")
     return root / "labels.csv"
+
+
+def downsample2x(img: np.ndarray) -> np.ndarray:
+    """The model's fixed 2x downsample ([1,3,3,1] x [1,3,3,1] / 64, stride 2, zero padding 1), in numpy."""
+    k = np.array([1.0, 3.0, 3.0, 1.0]) / 8.0
+    x = np.pad(np.asarray(img, np.float64), ((1, 1), (1, 1)) + ((0, 0),) * (np.ndim(img) - 2))
+    h, w = x.shape[0] - 3, x.shape[1] - 3
+    rows = sum(k[i] * x[i:i + h:2] for i in range(4))
+    return sum(k[j] * rows[:, j:j + w:2] for j in range(4))
+
+
+def cue_survival(n: int = 40, size: int = 224, seed: int = 0) -> dict:
+    """How much of the age cue survives the 2x downsample: the energy of (face at 95 - same face at 1)
+    inside the true age regions, per pixel, after the downsample over before (1: all of it, 0: none)."""
+    full, low = 0.0, 0.0
+    for i in range(n):
+        old, young = render(seed, i, size, age=95), render(seed, i, size, age=1)
+        diff = old.image.astype(np.float64) - young.image.astype(np.float64)
+        small = downsample2x(diff)
+        for box, img, s in ((old.boxes, diff, size), (old.boxes, small, size // 2)):
+            mask = np.zeros((s, s), bool)
+            for x1, y1, x2, y2 in box:
+                mask[int(y1 * s):int(np.ceil(y2 * s)), int(x1 * s):int(np.ceil(x2 * s))] = True
+            e = float((img[mask] ** 2).mean())
+            if s == size:
+                full += e
+            else:
+                low += e
+    return {"images": n, "size": size, "energy_ratio": low / full}

@@ -38,10 +38,14 @@ class ALNetConfig:
     local_backbone: str = "resnet18"
     local_width: int = 64
     crop_size: int = 112
+    # The model's input is the face at img_size * detail_scale: the global stream reads it through a fixed
+    # 2x anti-aliasing downsample (detail_scale 2), the attention crops come from the full detail image.
+    # detail_scale 1 is the paper's reading (crops from the global input).
+    detail_scale: int = 2
     steps: int = 3
     hidden: int = 512
-    s_min: float = 0.25
-    s_max: float = 0.5
+    s_min: Optional[float] = None  # box side (fraction of the face); default 0.8 * s_max
+    s_max: Optional[float] = None  # default: crop_size / detail size (crops never shrunk), at most 0.5
     fusion: str = "concat"
     dropout: float = 0.0
     drop_path: float = 0.5
@@ -61,6 +65,17 @@ class ALNetConfig:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.img_size < 32 or self.crop_size < 16:
             raise ValueError(f"img_size must be >= 32 and crop_size >= 16, got {self.img_size}, {self.crop_size}")
+        if self.detail_scale not in (1, 2):
+            raise ValueError(f"detail_scale must be 1 or 2, got {self.detail_scale}")
+        cap = min(0.5, self.crop_size / self.input_size)
+        if self.s_max is None:
+            self.s_max = cap
+        if self.s_min is None:
+            self.s_min = round(0.8 * self.s_max, 4)
+        # grid_sample shrinks without anti-aliasing: fine lines would alias as a box grows past the cap
+        if self.attention and self.detail_scale > 1 and self.s_max > cap + 1e-6:
+            raise ValueError(f"s_max={self.s_max} would shrink crops: a {self.crop_size} px crop of a "
+                             f"{self.input_size} px detail image covers at most {cap:.3f} of it")
         self.mean, self.std = tuple(self.mean), tuple(self.std)
 
     @property
@@ -68,8 +83,13 @@ class ALNetConfig:
         return HEAD_CLASSES[self.head]
 
     @property
+    def input_size(self) -> int:
+        """Side of the model's one input: the detail image."""
+        return self.img_size * self.detail_scale
+
+    @property
     def preprocess(self) -> PreprocessSpec:
-        return PreprocessSpec(size=self.img_size, mean=self.mean, std=self.std)
+        return PreprocessSpec(size=self.input_size, mean=self.mean, std=self.std)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -91,11 +111,27 @@ def make_backbone(name: str, width: int, drop_path: float = 0.0, dropout: float 
     return resnet(name, num_classes=0, width=width)
 
 
+class Downsample2x(nn.Module):
+    """A fixed anti-aliasing 2x downsample: depthwise [1,3,3,1] x [1,3,3,1] / 64, stride 2 (no parameters).
+
+    Exports as one Conv with a constant weight (opset 17/18, TensorRT and DLA run it). Unlike bilinear
+    resizing it removes what the global resolution cannot hold (zero response at the detail Nyquist)."""
+
+    def __init__(self):
+        super().__init__()
+        k = torch.tensor([1.0, 3.0, 3.0, 1.0])
+        self.register_buffer("weight", (torch.outer(k, k) / 64.0).expand(3, 1, 4, 4).clone(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight.to(x.dtype), stride=2, padding=1, groups=3)
+
+
 class GlobalStream(nn.Module):
-    """image (B,3,S,S) -> (g (B,C), global logits (B,K))."""
+    """image (B,3,dS,dS) -> (g (B,C), global logits (B,K)); reads the image downsampled to S when d = 2."""
 
     def __init__(self, cfg: ALNetConfig):
         super().__init__()
+        self.downsample = Downsample2x() if cfg.detail_scale == 2 else nn.Identity()
         self.backbone = make_backbone(cfg.backbone, cfg.width, cfg.drop_path, cfg.dropout)
         self.num_features = self.backbone.num_features
         self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 and not cfg.backbone.startswith("ror") \
@@ -103,7 +139,7 @@ class GlobalStream(nn.Module):
         self.head = nn.Linear(self.num_features, cfg.num_classes)
 
     def forward(self, image: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        g = self.backbone(image)  # a module call, so exported node names carry the module path
+        g = self.backbone(self.downsample(image))  # module calls: exported node names carry the module path
         return g, self.head(self.dropout(g))
 
 
@@ -224,7 +260,7 @@ def count_flops(model: ALNet, batch: int = 1) -> float:
     model.eval()
     try:
         with torch.no_grad():
-            model(torch.zeros(batch, 3, model.cfg.img_size, model.cfg.img_size))
+            model(torch.zeros(batch, 3, model.cfg.input_size, model.cfg.input_size))
     finally:
         for h in handles:
             h.remove()

@@ -114,7 +114,8 @@ def format_report(rep: dict) -> str:
     from ..table import table
 
     m = rep["machine"]
-    head = (f"{rep['model']['arch']} {rep['model']['img_size']}px, {rep['set']}; "
+    m = rep["model"]
+    head = (f"{m['arch']} {m['img_size']}px global, {m['img_size'] * m.get('detail_scale', 1)}px input, {rep['set']}; "
             f"{m['cpu']} ({m['cores']} cores, flags: {m['cpu_flags'] or '-'}); reference {rep['reference']}")
     rows = [(r["label"], r["precision"], r["batch"], r["size_mb"], r["mae"],
              f"{r['drift_mean']:.3f} / {r['drift_max']:.3f}" if r["drift_mean"] is not None else "-",

@@ -1,0 +1,184 @@
+"""``alage-edge eval --claim``: does the attention stream earn its cost? The fair protocol on synth.
+
+Every model trains on the same data with the same augmentation and the same number of epochs
+(global-only models train sum(epochs) global epochs: the attention model's stage 1 is the baseline,
+and the baseline continues for as many epochs as stages 2-3 add). Models:
+
+  global@S        global-only, reads the detail image through the fixed 2x downsample (S px)
+  global@2S       global-only at the detail resolution (about 4x the global FLOPs): the upper reference
+  AL@S detail1    the paper's reading: crops from the S px global input
+  AL@S detail2    crops from the 2S px detail image
+plus an ablation on one seed (T = 1, 2; fusion mean). Runs resume; a finished run is only evaluated.
+Writes claim.json, claim.md and claim.png (MAE against GFLOPs) into --out.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from alage_edge.atomic import write_json, write_text
+from alage_edge.table import table
+
+PRESET = "compact"
+S = 112  # the compact preset's global resolution
+MODELS = {  # name -> (arch, model options over the preset)
+    "global@S": ("resnet18", {"detail_scale": 2}),
+    "global@2S": ("resnet18", {"img_size": 2 * S, "detail_scale": 1}),
+    "AL@S detail1": ("al_resnet18", {"detail_scale": 1}),
+    "AL@S detail2": ("al_resnet18", {"detail_scale": 2}),
+    "AL@S detail2 T=1": ("al_resnet18", {"detail_scale": 2, "steps": 1}),
+    "AL@S detail2 T=2": ("al_resnet18", {"detail_scale": 2, "steps": 2}),
+    "AL@S detail2 fusion=mean": ("al_resnet18", {"detail_scale": 2, "fusion": "mean"}),
+}
+CLAIM = ("global@S", "AL@S detail2")  # over every seed
+ABLATION = ("AL@S detail2 T=1", "AL@S detail2 T=2", "AL@S detail2 fusion=mean")
+
+
+def plan(seeds: List[int], ablation: bool = True) -> List[tuple]:
+    """(model, seed) in the order worth having first if time runs short."""
+    jobs = [(m, seeds[0]) for m in ("AL@S detail2", "global@S", "global@2S", "AL@S detail1")]
+    jobs += [(m, s) for s in seeds[1:] for m in CLAIM]
+    if ablation:
+        jobs += [(m, seeds[0]) for m in ABLATION]
+    return jobs
+
+
+def run_dir(out: Path, model: str, seed: int) -> Path:
+    return out / (model.replace("@", "_at_").replace(" ", "_").replace("=", "") + f"-s{seed}")
+
+
+def train_one(out: Path, model: str, seed: int, data: str, epochs, cache: str, progress: bool) -> float:
+    from .trainer import TrainConfig, train
+
+    arch, opts = MODELS[model]
+    t = time.perf_counter()
+    train(TrainConfig.from_preset(PRESET, arch=arch, model=opts, data=data, out=str(run_dir(out, model, seed)),
+                                  epochs=tuple(epochs), seed=seed, resume=True, cache=cache, progress=progress))
+    return time.perf_counter() - t
+
+
+def latency(ckpt: Path, work: Path, data: str, cache: str) -> Dict[str, float]:
+    """Batch-1 p50 ms with OpenVINO fp32 and NNCF INT8 (skipped when OpenVINO is absent)."""
+    import importlib.util
+
+    if importlib.util.find_spec("openvino") is None:
+        return {}
+    from alage_edge import AgeEstimator
+    from alage_edge.convert.export import export_bundle
+    from alage_edge.convert.openvino import build
+    from alage_edge.model import load_checkpoint
+
+    bundle = work / "bundle"
+    if not (bundle / "manifest.json").is_file():
+        export_bundle(load_checkpoint(ckpt), bundle, checkpoint=ckpt)
+        build(bundle, "fp32", progress=False)
+        build(bundle, "int8", data=data, calib_size=300, progress=False, cache=cache)
+    out = {}
+    for prec in ("fp32", "int8"):
+        est = AgeEstimator.load(bundle, backend="openvino", precision=prec, artifact="openvino")
+        s = est.spec.size
+        x = np.random.default_rng(0).normal(size=(1, 3, s, s)).astype(np.float32)
+        for _ in range(10):
+            est.infer(x)
+        ts = []
+        for _ in range(50):
+            t = time.perf_counter()
+            est.infer(x)
+            ts.append((time.perf_counter() - t) * 1e3)
+        out[f"ov_{prec}_ms"] = float(np.median(ts))
+        est.close()
+    return out
+
+
+def evaluate(out: Path, model: str, seed: int, data: str, cache: str, with_latency: bool) -> dict:
+    from alage_edge.model import count_flops, load_checkpoint
+
+    from .evaluate import evaluate_checkpoint
+
+    d = run_dir(out, model, seed)
+    row = evaluate_checkpoint(str(d / "best.pt"), data, "test", cache=cache)
+    row.update(model=model, seed=seed, gflops=count_flops(load_checkpoint(d / "best.pt").eval()) / 1e9)
+    if with_latency:
+        row.update(latency(d / "best.pt", d, data, cache))
+    return row
+
+
+def summarise(rows: List[dict]) -> str:
+    by: Dict[str, List[dict]] = {}
+    for r in rows:
+        by.setdefault(r["model"], []).append(r)
+
+    def cell(rs, k, fmt="{:.2f}"):
+        v = [r[k] for r in rs if k in r]
+        if not v:
+            return "-"
+        return fmt.format(np.mean(v)) + (f" ± {np.std(v):.2f}" if len(v) > 1 else "")
+
+    head = ["model", "seeds", "MAE", "CS(5)", "GFLOPs", "box hit IoU>=0.5", "OV fp32 ms", "OV INT8 ms"]
+    body = [(m, ",".join(str(r["seed"]) for r in rs), cell(rs, "mae"), cell(rs, "cs5", "{:.3f}"),
+             cell(rs, "gflops", "{:.3f}"), cell(rs, "box_hit_mean", "{:.2f}"), cell(rs, "ov_fp32_ms"),
+             cell(rs, "ov_int8_ms")) for m, rs in by.items()]
+    text = table(head, body) + "\n\nper seed:\n" + table(
+        ["model", "seed", "MAE", "CS(5)"], [(r["model"], r["seed"], f"{r['mae']:.2f}", f"{r['cs5']:.3f}")
+                                           for r in rows if r["model"] in CLAIM])
+    base = {r["seed"]: r["mae"] for r in rows if r["model"] == "global@S"}
+    al = {r["seed"]: r["mae"] for r in rows if r["model"] == "AL@S detail2"}
+    ratios = [al[s] / base[s] for s in sorted(set(base) & set(al))]
+    if ratios:
+        text += "\n\nAL@S detail2 / global@S MAE per seed: " + ", ".join(f"{x:.3f}" for x in ratios) + \
+                f" (target <= 0.75 on every seed: {'met' if max(ratios) <= 0.75 else 'NOT met'})"
+    up = [r for r in rows if r["model"] == "global@2S"]
+    if up and al:
+        ref, a = up[0], [r for r in rows if r["model"] == "AL@S detail2"]
+        gap = np.mean([r["mae"] for r in a]) / ref["mae"] - 1
+        cost = np.mean([r["gflops"] for r in a]) / ref["gflops"]
+        text += (f"\nAL@S detail2 vs global@2S: MAE {gap:+.0%}, at {cost:.0%} of its GFLOPs "
+                 f"(target within +10% at <= 60%: {'met' if gap <= 0.10 and cost <= 0.60 else 'NOT met'})")
+    return text + "\n"
+
+
+def plot(rows: List[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for m in dict.fromkeys(r["model"] for r in rows):
+        rs = [r for r in rows if r["model"] == m]
+        x, y = np.mean([r["gflops"] for r in rs]), np.mean([r["mae"] for r in rs])
+        err = np.std([r["mae"] for r in rs]) if len(rs) > 1 else 0
+        ax.errorbar(x, y, yerr=err, fmt="o", capsize=3, label=m)
+        ax.annotate(m, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    ax.set_xlabel("GFLOPs per image")
+    ax.set_ylabel("MAE on synth test (years)")
+    ax.set_title("accuracy / cost frontier (synth, compact preset)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def run_claim(out: str = "runs/claim", seeds=(0, 1, 2), n_train: int = 3000, n_test: int = 1000,
+              epochs=(6, 2, 4), ablation: bool = True, latency_for=("global@S", "global@2S", "AL@S detail1",
+                                                                      "AL@S detail2"),
+              progress: bool = True, only: Optional[List[str]] = None) -> str:
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    data, cache = f"synth:n={n_train},n_test={n_test},seed=0", str(root / "cache")
+    rows, times = [], {}
+    for model, seed in plan(list(seeds), ablation):
+        if only and model not in only:
+            continue
+        print(f"[claim] {model} seed {seed}", flush=True)
+        times[f"{model} s{seed}"] = round(train_one(root, model, seed, data, epochs, cache, progress), 1)
+        rows.append(evaluate(root, model, seed, data, cache, model in latency_for and seed == seeds[0]))
+        write_json(root / "claim.json", {"rows": rows, "train_seconds": times, "data": data,
+                                         "epochs": list(epochs)})
+    text = summarise(rows)
+    write_text(root / "claim.md", text)
+    plot(rows, root / "claim.png")
+    return text
