@@ -6,16 +6,56 @@
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+import itertools
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
 
 import numpy as np
 
 from .ages import decode
 from .backends import Backend, backend_class, select
-from .images import describe, load_image
+from .images import ImageError, describe, load_image
 from .manifest import Manifest
-from .preprocess import Geometry
-from .results import make_results
+from .results import AgeResult, make_results
+
+
+@dataclass
+class ItemError:
+    """An input that could not be read (``errors="skip"``)."""
+
+    source: str
+    error: str
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "error": self.error}
+
+
+class Results(list):
+    """predict's results; ``.errors`` lists the inputs skipped with ``errors="skip"``."""
+
+    def __init__(self, *a):
+        super().__init__(*a)
+        self.errors: List[ItemError] = []
+
+
+def as_inputs(images: Any) -> Iterable:
+    """One input or many -> an iterable of inputs; refuses what is neither, naming what it got."""
+    if isinstance(images, (str, bytes, bytearray, memoryview)) or hasattr(images, "__fspath__") \
+            or hasattr(images, "getpixel"):
+        return [images]
+    if isinstance(images, np.ndarray):
+        if images.ndim in (2, 3):
+            return [images]
+        if images.ndim == 4:
+            return list(images)
+        raise ImageError(f"<array {images.shape} {images.dtype}>: expected one image (HxW or HxWxC) or a stack "
+                         f"(NxHxWxC), got {images.ndim} dimension(s)")
+    if images is None or isinstance(images, (dict, int, float, bool)) or not isinstance(images, Iterable):
+        raise ImageError(f"expected a path, bytes, an image array, a PIL image or a list of them, "
+                         f"got {type(images).__name__}")
+    return images
 
 
 class AgeEstimator:
@@ -63,41 +103,81 @@ class AgeEstimator:
             self._detector = FaceDetector()
         return self._detector
 
-    def _items(self, images, detect: bool) -> Tuple[List[np.ndarray], List[Geometry], List[str]]:
-        """Decode and crop every input (and face): model inputs, their geometry, their names."""
-        if isinstance(images, (str, bytes, bytearray)) or (isinstance(images, np.ndarray) and images.ndim in (2, 3)) \
-                or hasattr(images, "getpixel") or hasattr(images, "__fspath__"):
-            images = [images]
-        xs, geos, names = [], [], []
-        for i, src in enumerate(images):
-            name = describe(src) if isinstance(src, (str, bytes, bytearray)) or hasattr(src, "__fspath__") \
-                else f"#{i} {describe(src)}"
+    def _decode(self, item, detect: bool):
+        """One input -> (model inputs, geometries, name) or the ImageError it raised."""
+        i, src = item
+        name = describe(src) if isinstance(src, (str, bytes, bytearray, memoryview)) or hasattr(src, "__fspath__") \
+            else f"#{i} {describe(src)}"
+        try:
             rgb = load_image(src, name)
-            for r in (self._detector_().detect(rgb) if detect else [None]):
-                geo = self.spec.region(rgb, r)
-                xs.append(self.spec.apply(rgb, geo))
-                geos.append(geo)
-                names.append(name)
-        return xs, geos, names
+            geos = [self.spec.region(rgb, r) for r in (self._detector_().detect(rgb) if detect else [None])]
+            return [self.spec.apply(rgb, g) for g in geos], geos, name
+        except ImageError as e:
+            return e, None, name
 
-    def predict(self, images: Any, detect_faces: Optional[bool] = None,
-                batch_size: Optional[int] = None) -> List:
-        """Paths, bytes, HxWx3 uint8 arrays or PIL images (one or many) -> one result per face.
-
-        Without face detection each input is taken as an aligned face crop.
-        With it, an input with no face gives no result."""
+    def predict_iter(self, images: Any, detect_faces: Optional[bool] = None, batch_size: Optional[int] = None,
+                     errors: str = "raise") -> Iterator[Union[AgeResult, ItemError]]:
+        """Results one by one, in input order, in bounded memory: inputs are decoded by a small thread pool
+        a few batches ahead of inference. ``errors="skip"`` yields an ``ItemError`` for an input that cannot
+        be read and goes on; ``"raise"`` raises its ImageError."""
         detect = self.detect_faces if detect_faces is None else detect_faces
         bs = self.batch_size if batch_size is None else batch_size
-        if not isinstance(bs, int) or bs < 1:
+        if not isinstance(bs, int) or isinstance(bs, bool) or bs < 1:
             raise ValueError(f"batch_size must be a positive integer, got {bs!r}")
-        xs, geos, names = self._items(images, detect)
+        if errors not in ("raise", "skip"):
+            raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
+        items = enumerate(as_inputs(images))
+        self._warn_if_synthetic()
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            def submit():  # the next few batches' inputs, decoding in the pool while this chunk is inferred
+                chunk = list(itertools.islice(items, bs * 4))
+                return pool.map(lambda it: self._decode(it, detect), chunk) if chunk else None
+
+            pending = submit()
+            while pending is not None:
+                decoded = list(pending)
+                pending = submit()
+                xs, geos, names, order = [], [], [], []
+                for out, g, name in decoded:
+                    if isinstance(out, ImageError):
+                        if errors == "raise":
+                            raise out
+                        order.append(ItemError(name, str(out)))
+                        continue
+                    order += [None] * len(out)
+                    xs += out
+                    geos += g
+                    names += [name] * len(out)
+                results = iter(self._infer_results(xs, geos, names, bs))
+                for o in order:
+                    yield o if o is not None else next(results)
+
+    def _infer_results(self, xs, geos, names, bs: int) -> List[AgeResult]:
         batches = [np.stack(xs[i:i + bs]) for i in range(0, len(xs), bs)]
-        results = []
+        results: List[AgeResult] = []
         for k, out in enumerate(self.backend.infer_many(batches)):
             out.update(decode(out["fused_logits"], self.head))
             sl = slice(k * bs, k * bs + len(batches[k]))
             results += make_results(out, geos[sl], names[sl])
         return results
+
+    def predict(self, images: Any, detect_faces: Optional[bool] = None, batch_size: Optional[int] = None,
+                errors: str = "raise") -> "Results":
+        """Paths, bytes, HxWx3 uint8 arrays or PIL images (one or many) -> one result per face.
+
+        Without face detection each input is taken as an aligned face crop; with it, an input with no
+        face gives no result. ``errors="skip"``: unreadable inputs are listed in ``.errors`` instead."""
+        out = Results()
+        for r in self.predict_iter(images, detect_faces, batch_size, errors):
+            (out.errors if isinstance(r, ItemError) else out).append(r)
+        return out
+
+    def _warn_if_synthetic(self) -> None:
+        t = self.manifest.data.get("training_data") or {}
+        if t.get("real_faces") is False and not getattr(self, "_warned", False):
+            self._warned = True
+            warnings.warn(f"{self.manifest.root} was trained on {t.get('data')}, procedurally drawn faces, not "
+                          f"photos: its 'ages' on real pictures measure line density, not age", stacklevel=3)
 
     def close(self) -> None:
         self.backend.close()

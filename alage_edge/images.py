@@ -81,8 +81,11 @@ def load_image(src: Any, name: Optional[str] = None) -> np.ndarray:
 
 
 def _pil_to_rgb(im, name: str) -> np.ndarray:
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        return to_rgb(np.asarray(im), name)
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit files (Pillow opens some as 32-bit "I")
+        a = np.asarray(im)
+        if a.size and (a.min() < 0 or a.max() > 65535):
+            raise ImageError(f"{name}: {im.mode} pixels outside 0..65535; not a 16-bit image")
+        return to_rgb(a.astype(np.uint16), name)
     if im.mode in ("F",):
         return to_rgb(np.asarray(im, dtype=np.float32), name)
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
@@ -104,18 +107,24 @@ def to_rgb(arr: np.ndarray, name: str = "array") -> np.ndarray:
         raise ImageError(f"{name}: image is {w}x{h} pixels, expected at least {MIN_SIDE}x{MIN_SIDE}")
     if h * w > MAX_PIXELS:
         raise ImageError(f"{name}: {w}x{h} pixels is larger than the limit of {MAX_PIXELS} pixels")
+    # The range comes from the dtype, never from the values (one bright pixel must not rescale a picture):
+    # uint8 is 0..255, uint16 is 0..65535, floats are 0..1 (refused outside it), other integers are ambiguous.
     if a.dtype == np.uint8:
         pass
     elif a.dtype == np.bool_:
         a = a.astype(np.uint8) * 255
+    elif a.dtype == np.uint16:
+        a = (a.astype(np.float64) / 257.0).round().astype(np.uint8)
     elif np.issubdtype(a.dtype, np.floating):
         if not np.isfinite(a).all():
             raise ImageError(f"{name}: image array contains NaN or infinity")
-        hi = float(a.max()) if a.size else 0.0
-        a = np.clip(a * 255.0 if hi <= 1.0 else a, 0, 255).round().astype(np.uint8)
+        lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+        if lo < 0 or hi > 1:
+            raise ImageError(f"{name}: a float image must hold values in [0, 1], got {lo:g}..{hi:g} "
+                             f"(for 0..255 pixels pass uint8, e.g. arr.astype(np.uint8))")
+        a = (a * 255.0).round().astype(np.uint8)
     elif np.issubdtype(a.dtype, np.integer):
-        hi = int(a.max()) if a.size else 0
-        a = (a.astype(np.float64) / 257.0).round().astype(np.uint8) if hi > 255 else a.astype(np.uint8)
+        raise ImageError(f"{name}: {a.dtype} pixels are ambiguous; pass uint8 (0..255) or uint16 (0..65535)")
     else:
         raise ImageError(f"{name}: unsupported image dtype {a.dtype}")
     c = a.shape[2]

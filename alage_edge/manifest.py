@@ -77,11 +77,7 @@ class Manifest:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise BundleError(f"{path}: not valid JSON ({e})") from e
-        if data.get("format") != FORMAT:
-            raise BundleError(f"{path}: not an alage-edge bundle manifest (format={data.get('format')!r})")
-        if int(data.get("version", 0)) > VERSION:
-            raise BundleError(f"{path}: bundle version {data['version']} is newer than this alage-edge "
-                              f"reads ({VERSION}); upgrade the package")
+        check_manifest(data, path)
         return cls(root, data)
 
     @property
@@ -117,14 +113,21 @@ class Manifest:
         return out
 
     def path(self, rel: str) -> Path:
-        return self.root / rel
+        """A file of the bundle; a path that leaves the bundle (.., absolute, a symlink out) is refused:
+        whoever writes the manifest also writes its hashes, so the hash check cannot stop that."""
+        p = Path(rel)
+        root = self.root.resolve()
+        full = (self.root / p).resolve()
+        if p.is_absolute() or (full != root and root not in full.parents):
+            raise BundleError(f"{self.root / MANIFEST}: file path {str(rel)!r} leaves the bundle folder; refused")
+        return self.root / p
 
     def verify(self, rels: Optional[List[str]] = None) -> None:
         """Check that files exist and match their recorded sha256 (all files by default)."""
         files = self.data.get("files", {})
         for rel in (rels if rels is not None else list(files)):
             entry = files.get(rel)
-            p = self.root / rel
+            p = self.path(rel)
             if entry is None:
                 raise BundleError(f"{p}: not recorded in {self.root / MANIFEST}; re-run the step that wrote it")
             if not p.is_file():
@@ -133,3 +136,40 @@ class Manifest:
             if p.stat().st_size != entry["bytes"] or sha256_file(p) != entry["sha256"]:
                 raise BundleError(f"{p}: altered or truncated (sha256 does not match {MANIFEST}); "
                                   f"copy it again or rebuild the bundle")
+
+
+def check_manifest(data, path) -> None:
+    """Refuse a manifest whose fields have the wrong kind or value, naming the field and what was expected."""
+    def bad(field: str, expected: str, got) -> BundleError:
+        return BundleError(f"{path}: field {field!r} must be {expected}, got {got!r}")
+
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        got = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise BundleError(f"{path}: not an alage-edge bundle manifest (format={got!r})")
+    v = data.get("version")
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        raise bad("version", "a positive integer", v)
+    if v > VERSION:
+        raise BundleError(f"{path}: bundle version {v} is newer than this alage-edge reads ({VERSION}); "
+                          f"upgrade the package")
+    for key, kind in (("model", dict), ("preprocess", dict), ("io", dict), ("files", dict), ("artifacts", list)):
+        if key not in data:
+            raise BundleError(f"{path}: field {key!r} is missing (the bundle is incomplete: export it again)")
+        if not isinstance(data[key], kind):
+            raise bad(key, f"a JSON {'object' if kind is dict else 'array'}", data[key])
+    model = data["model"]
+    if model.get("head") not in ("dex", "groups"):
+        raise bad("model.head", "'dex' or 'groups'", model.get("head"))
+    try:
+        spec = PreprocessSpec.from_dict(data["preprocess"])
+    except (TypeError, ValueError) as e:
+        raise BundleError(f"{path}: field 'preprocess' is invalid: {e}") from None
+    want = int(model.get("img_size", 0)) * int(model.get("detail_scale", 1))
+    if want and spec.size != want:
+        raise bad("preprocess.size", f"the model's input size {want}", spec.size)
+    for i, a in enumerate(data["artifacts"]):
+        if not (isinstance(a, dict) and isinstance(a.get("format"), str) and isinstance(a.get("files"), dict)):
+            raise bad(f"artifacts[{i}]", "an object with 'format', 'precision' and 'files'", a)
+    for rel, e in data["files"].items():
+        if not (isinstance(e, dict) and isinstance(e.get("sha256"), str) and isinstance(e.get("bytes"), int)):
+            raise bad(f"files[{rel!r}]", "an object with 'sha256' and 'bytes'", e)

@@ -28,6 +28,18 @@ class PreprocessSpec:
     # shorter side (1.0: the whole shorter side, i.e. a centre crop of the square).
     crop_fraction: float = 1.0
 
+    def __post_init__(self):
+        if not isinstance(self.size, int) or isinstance(self.size, bool) or not 16 <= self.size <= 4096:
+            raise ValueError(f"size must be an integer from 16 to 4096, got {self.size!r}")
+        for name in ("mean", "std"):
+            v = getattr(self, name)
+            if len(v) != 3 or not all(isinstance(x, (int, float)) and np.isfinite(x) for x in v):
+                raise ValueError(f"{name} must be 3 finite numbers (R, G, B), got {list(v)!r}")
+        if min(self.std) <= 0:
+            raise ValueError(f"std must be positive, got {list(self.std)!r}")
+        if not isinstance(self.crop_fraction, (int, float)) or not 0 < self.crop_fraction <= 1:
+            raise ValueError(f"crop_fraction must be in (0, 1], got {self.crop_fraction!r}")
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["mean"], d["std"] = list(self.mean), list(self.std)
@@ -38,6 +50,8 @@ class PreprocessSpec:
         known = {k: d[k] for k in ("size", "mean", "std", "interpolation", "crop_fraction") if k in d}
         for k in ("mean", "std"):
             if k in known:
+                if not isinstance(known[k], (list, tuple)):
+                    raise ValueError(f"{k} must be a list of 3 numbers, got {known[k]!r}")
                 known[k] = tuple(float(v) for v in known[k])
         spec = cls(**known)
         if spec.interpolation != "bilinear":

@@ -39,7 +39,7 @@ def tiny_bundle(tmp_path_factory):
 def synth_images():
     from alage_edge.data.synth import render
 
-    return [render(7, i, 64).image for i in range(6)]
+    return [render(7, i, 128).image for i in range(6)]  # the fixtures' input size (64 px x detail 2)
 
 
 def logits_close(a: np.ndarray, b: np.ndarray, atol: float, rtol: float) -> bool:
@@ -50,7 +50,7 @@ def logits_close(a: np.ndarray, b: np.ndarray, atol: float, rtol: float) -> bool
 
 # Trained long enough that INT8 is judged on realistic weights (random or barely trained weights make
 # INT8 look far worse than it is), small enough to build in about a minute.
-BUNDLE_LAYOUT = 2  # bump when what export/convert write changes (2: Q/DQ variants s8s8/u8s8)
+BUNDLE_LAYOUT = 3  # bump when what export/convert write changes (3: detail image input, synth v4)
 TRAINED = dict(arch="al_resnet18", model=dict(img_size=64, width=16, local_width=16, crop_size=32, hidden=64),
                data="synth:n=1536,n_val=64,n_test=64,seed=5", epochs=(8, 1, 1), batch_size=32, optimizer="adamw",
                lr=2e-3, l1=0.05, joint_lr_scale=0.3, seed=0)
@@ -95,3 +95,13 @@ def trained_bundle(request, tmp_path_factory):
         qdq_build(bundle, data="synth:seed=5", calib_size=128, progress=False, cache=str(root / "cache"))
         (bundle / ".complete").write_text("ok")
     return bundle
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many bad-input cases the catalogue tried (the count can only grow)."""
+    try:
+        from tests.test_bad_inputs import TRIED
+    except ImportError:
+        return
+    if TRIED:
+        terminalreporter.write_line(f"bad-input catalogue: {len(set(TRIED))} cases tried")

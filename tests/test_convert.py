@@ -131,7 +131,7 @@ def test_calibration_set_sizes(tiny_bundle, tmp_path):
         warnings.simplefilter("always")
         cs = CalibrationSet.from_spec("synth", man, size=40, progress=False)
     assert any("only 40 images" in str(x.message) for x in w)
-    assert cs.images.shape == (40, 3, 64, 64) and cs.images.dtype == np.float32
+    assert cs.images.shape == (40, 3, 128, 128) and cs.images.dtype == np.float32
     assert cs.g().shape == (40, 64)
     feeds = cs.feeds("attention", 8)
     assert len(feeds) == 5 and set(feeds[0]) == {"image", "g"}

@@ -46,7 +46,7 @@ def test_infer_many_holds_no_lock_while_the_caller_iterates(tiny_bundle):
 
     est = AgeEstimator.load(tiny_bundle, backend="onnxruntime")
     est.backend.thread_safe = False  # force the locking path
-    x = np.zeros((1, 3, 64, 64), np.float32)
+    x = np.zeros((1, 3, 128, 128), np.float32)
     it = est.backend.infer_many([x, x])
     next(it)
     assert not est.backend._lock.locked()
@@ -58,7 +58,7 @@ def test_a_batch_over_the_engine_maximum_is_split(tiny_bundle):
     from alage_edge import AgeEstimator
 
     est = AgeEstimator.load(tiny_bundle, backend="onnxruntime")
-    x = np.random.default_rng(0).normal(size=(5, 3, 64, 64)).astype(np.float32)
+    x = np.random.default_rng(0).normal(size=(5, 3, 128, 128)).astype(np.float32)
     whole = est.infer(x)["fused_logits"]
     est.backend.max_batch = 2
     assert np.abs(est.infer(x)["fused_logits"] - whole).max() < 1e-5
@@ -146,7 +146,7 @@ def test_one_preprocessing_through_the_paths_each_stage_takes(tmp_path):
     man = Manifest(tmp_path, {"preprocess": spec.to_dict(), "io": {}, "model": {"head": "dex"}})
     est = AgeEstimator.__new__(AgeEstimator)
     est.spec, est._detector = spec, None
-    xs, _, _ = est._items(imgs, detect=False)
+    xs = [est._decode((i, im), detect=False)[0][0] for i, im in enumerate(imgs)]
     assert np.abs(np.stack(xs) - want).max() < 1e-6
 
     folder = tmp_path / "calib"

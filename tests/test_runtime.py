@@ -50,7 +50,7 @@ def test_result_fields(estimators, synth_images):
     assert 0 <= r.age <= 100 and r.std > 0
     assert r.distribution.shape == (101,) and abs(r.distribution.sum() - 1) < 1e-6
     assert r.group_probs.shape == (8,) and r.group in ("0-2", "4-6", "8-13", "15-20", "25-32", "38-43", "48-53", "60+")
-    assert r.attention_boxes.shape == (3, 4) and np.allclose(r.face_box, [0, 0, 64, 64])
+    assert r.attention_boxes.shape == (3, 4) and np.allclose(r.face_box, [0, 0, 128, 128])
     json.dumps(r.to_dict())
 
 
@@ -83,10 +83,10 @@ def test_infer_arrays_and_batching(estimators, synth_images):
 
 
 @pytest.mark.parametrize("bad,match", [
-    (np.zeros((2, 3, 32, 32), np.float32), "expects float32 \\(B, 3, 64, 64\\)"),
-    (np.zeros((2, 3, 64, 64), np.float64), "expects float32, got float64"),
-    (np.full((1, 3, 64, 64), np.nan, np.float32), "NaN"),
-    (np.zeros((0, 3, 64, 64), np.float32), "empty batch"),
+    (np.zeros((2, 3, 32, 32), np.float32), "expects float32 \\(B, 3, 128, 128\\)"),
+    (np.zeros((2, 3, 128, 128), np.float64), "expects float32, got float64"),
+    (np.full((1, 3, 128, 128), np.nan, np.float32), "NaN"),
+    (np.zeros((0, 3, 128, 128), np.float32), "empty batch"),
     ([[1.0]], "numpy array"),
 ])
 def test_infer_rejects_bad_arrays(estimators, bad, match):

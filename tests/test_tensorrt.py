@@ -82,7 +82,7 @@ def test_tensorrt_engine_matches_onnxruntime(gpu, trained_bundle, tmp_path, prec
     assert key["precision"] == precision and key["onnx_sha256"]
     trt_est = AgeEstimator.load(b, backend="tensorrt", precision=precision)
     ref = AgeEstimator.load(b, backend="onnxruntime")
-    x = np.random.default_rng(0).normal(size=(6, 3, 64, 64)).astype(np.float32)
+    x = np.random.default_rng(0).normal(size=(6, 3, 128, 128)).astype(np.float32)
     d = np.abs(trt_est.infer(x)["age"] - ref.infer(x)["age"])
     assert d.max() < (0.05 if precision == "fp32" else 0.5)
     many = list(trt_est.backend.infer_many([x[:2], x[2:4], x[4:]]))  # the two-stream pipeline
@@ -102,7 +102,7 @@ def test_tensorrt_int8_and_foreign_engines(gpu, trained_bundle, tmp_path):
     shutil.copytree(trained_bundle, b)
     art = build(b, "int8", data="synth:seed=5", calib_size=64, batch=(1, 8, 8))[0]
     est = AgeEstimator.load(b, backend="tensorrt", precision="int8")
-    assert est.infer(np.zeros((2, 3, 64, 64), np.float32))["age"].shape == (2,)
+    assert est.infer(np.zeros((2, 3, 128, 128), np.float32))["age"].shape == (2,)
     sidecar = b / (art.files["global"] + ".json")
     key = json.loads(sidecar.read_text())
     sidecar.write_text(json.dumps({**key, "tensorrt": "9.0.0"}))

@@ -185,3 +185,63 @@ def test_train_cli_help_and_bad_data(tmp_path, capsys):
     assert e.value.code == 0 and "--resume" in capsys.readouterr().out
     assert main(["train", "--data", "adience:/nonexistent", "--preset", "tiny", "--out", str(tmp_path / "x")]) == 2
     assert "fold_0_data.txt" in capsys.readouterr().err
+
+
+# -- nothing lost: another run's folder, a changed config, interrupted writes, every kill point ------------
+def test_a_folder_holding_another_run_is_refused_unless_resume_or_overwrite(tmp_path):
+    train(_cfg(tmp_path, arch="resnet18", epochs=(1, 0, 0)))
+    with pytest.raises(ValueError, match="holds another run .*--resume.*--overwrite"):
+        train(_cfg(tmp_path, arch="resnet18", epochs=(1, 0, 0), seed=1))
+    with pytest.raises(ValueError, match=r"other settings: seed: 0 then, 1 now"):
+        train(_cfg(tmp_path, arch="resnet18", epochs=(1, 0, 0), seed=1, resume=True))
+    with pytest.raises(ValueError, match="arch: 'resnet18' then, 'al_resnet18' now"):
+        train(_cfg(tmp_path, epochs=(1, 0, 0), resume=True))
+    old = read_checkpoint(tmp_path / "run" / "best.pt")["meta"]["train"]["seed"]
+    train(_cfg(tmp_path, arch="resnet18", epochs=(1, 0, 0), seed=1, overwrite=True))
+    assert old == 0 and read_checkpoint(tmp_path / "run" / "best.pt")["meta"]["train"]["seed"] == 1
+
+
+def test_stale_temp_files_of_this_run_are_cleaned(tmp_path):
+    (tmp_path / "run").mkdir()
+    stale = tmp_path / "run" / ".last.pt.x1y2.tmp.pt"
+    stale.write_bytes(b"half a checkpoint")
+    (tmp_path / "run" / ".other.txt.tmp").write_text("not ours")
+    train(_cfg(tmp_path, arch="resnet18", epochs=(1, 0, 0)))
+    assert not stale.exists() and (tmp_path / "run" / ".other.txt.tmp").exists()
+
+
+@pytest.mark.parametrize("kill", ["after best.pt", "after last.pt"])
+def test_a_kill_at_any_point_of_an_epoch_resumes_to_the_same_run(tmp_path, monkeypatch, kill):
+    """A kill (here: an exception at the point, then a fresh process state) between the epoch's writes
+    leaves a run that --resume completes exactly: same weights, every metrics row."""
+    cfg = dict(arch="resnet18", epochs=(3, 0, 0))
+    train(_cfg(tmp_path / "whole", **cfg))
+    calls = {"n": 0}
+    real_save, real_hist = Trainer.save, Trainer.write_history
+
+    def save(self, name, *a, **k):
+        real_save(self, name, *a, **k)
+        if kill == "after best.pt" and name == "best.pt" and self.history and len(self.history) == 2:
+            raise KeyboardInterrupt  # best.pt of epoch 2 written, last.pt still epoch 1
+
+    def write_history(self):
+        calls["n"] += 1
+        if kill == "after last.pt" and len(self.history) == 3 and calls["n"] == 3:
+            raise KeyboardInterrupt  # last.pt of epoch 3 written, metrics.json still 2 rows
+        real_hist(self)
+
+    monkeypatch.setattr(Trainer, "save", save)
+    monkeypatch.setattr(Trainer, "write_history", write_history)
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(tmp_path / "killed", **cfg))
+    monkeypatch.setattr(Trainer, "save", real_save)
+    monkeypatch.setattr(Trainer, "write_history", real_hist)
+    train(_cfg(tmp_path / "killed", resume=True, **cfg))
+    a = read_checkpoint(tmp_path / "whole" / "run" / "last.pt")["state_dict"]
+    b = read_checkpoint(tmp_path / "killed" / "run" / "last.pt")["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ha = json.loads((tmp_path / "whole" / "run" / "metrics.json").read_text())
+    hb = json.loads((tmp_path / "killed" / "run" / "metrics.json").read_text())
+    assert [r["loss"] for r in ha] == [r["loss"] for r in hb] and len(hb) == 3
+    ba = read_checkpoint(tmp_path / "whole" / "run" / "best.pt")["meta"]["epoch"]
+    assert read_checkpoint(tmp_path / "killed" / "run" / "best.pt")["meta"]["epoch"] == ba

@@ -67,6 +67,7 @@ class TrainConfig:
     warm_start: bool = True  # attention stage starts from the trained global stream (see warm_start_attention)
     init: Optional[str] = None  # an alage-edge checkpoint to start from (e.g. trained on IMDB-WIKI)
     resume: bool = False
+    overwrite: bool = False  # replace another run's files in ``out`` (else that is refused)
     max_train_images: Optional[int] = None
     cache: Optional[str] = None  # where synth splits are cached as .npz
     progress: bool = True
@@ -137,7 +138,7 @@ class Trainer:
                 raise ValueError(f"{cfg.init}: its weights do not fit {cfg.arch} with this config")
             self.log(f"initialised from {cfg.init} ({len(missing)} new tensors, {len(unexpected)} unused)")
         self.model.to(self.device)
-        splits = open_splits(cfg.data, size=self.model.cfg.img_size, cache_dir=cfg.cache)
+        splits = open_splits(cfg.data, size=self.model.cfg.input_size, cache_dir=cfg.cache)
         for name in ("train", "val"):
             if hasattr(splits[name], "preload"):
                 splits[name].preload(progress=cfg.progress and self.main)
@@ -208,6 +209,37 @@ class Trainer:
 
         return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
+    # -- the run folder --------------------------------------------------------------------------
+    RUN_FILES = ("last.pt", "best.pt", "metrics.json", "metrics.csv", "config.json", "curves.png")
+    # settings that may change between a run and its --resume (they do not change what is trained)
+    RESUMABLE = ("resume", "overwrite", "progress", "workers", "device", "cache", "out")
+
+    def prepare_out(self) -> None:
+        """Refuse to mix two runs in one folder; clean this run's interrupted temp files."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        for tmp in self.out.glob(".*.tmp*"):  # atomic writes killed midway (alage_edge.atomic)
+            if any(tmp.name.startswith(f".{f}.") for f in self.RUN_FILES):
+                tmp.unlink()
+        present = [f for f in self.RUN_FILES if (self.out / f).exists()]
+        if not present:
+            return
+        if self.cfg.overwrite:
+            for f in present:
+                (self.out / f).unlink()
+            return
+        if not self.cfg.resume:
+            raise ValueError(f"{self.out} holds another run ({', '.join(present)}); use --resume to continue it, "
+                             f"--overwrite to replace it, or another --out")
+        stored_path = self.out / "config.json"
+        if stored_path.is_file():
+            stored, now = json.loads(stored_path.read_text()), _jsonable(self.cfg)
+            diff = sorted(k for k in set(stored) | set(now) if k not in self.RESUMABLE
+                          and json.dumps(stored.get(k), sort_keys=True) != json.dumps(now.get(k), sort_keys=True))
+            if diff:
+                raise ValueError(f"--resume: {self.out} was trained with other settings: "
+                                 + "; ".join(f"{k}: {stored.get(k)!r} then, {now.get(k)!r} now" for k in diff)
+                                 + " (use the same settings, or --overwrite to start over)")
+
     # -- checkpoints -----------------------------------------------------------------------------
     def save(self, name: str, stage: str, epoch: int, opt, sched, scaler, metrics: dict) -> None:
         if not self.main:
@@ -231,6 +263,7 @@ class Trainer:
         meta = ck["meta"]
         self.best = float(ck.get("best", math.inf))
         self.history = json.loads(ck.get("history", "[]"))
+        self.write_history()  # a kill after last.pt but before metrics.json lost the last row: rewrite it
         torch.set_rng_state(ck["rng"]["torch"])
         if "cuda" in ck["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ck["rng"]["cuda"])
@@ -244,7 +277,7 @@ class Trainer:
     def fit(self) -> Dict[str, float]:
         cfg = self.cfg
         if self.main:
-            self.out.mkdir(parents=True, exist_ok=True)
+            self.prepare_out()
             write_json(self.out / "config.json", _jsonable(cfg))
         spec = self.model.cfg.preprocess
         train_ds = FaceDataset(self.train_set, spec, train=True, seed=cfg.seed)
@@ -284,9 +317,11 @@ class Trainer:
                 improved = scored and key in val and sign * val[key] < self.best
                 if improved:
                     self.best = sign * val[key]
-                self.save("last.pt", stage, epoch, opt, sched, scaler, val)
+                # best, then last, then metrics: a kill between any two leaves last.pt at the previous epoch
+                # (the epoch is redone exactly, rewriting best) or the history in last.pt (restore rewrites it)
                 if improved:
                     self.save("best.pt", stage, epoch, opt, sched, scaler, val)
+                self.save("last.pt", stage, epoch, opt, sched, scaler, val)
                 self.write_history()
                 last_metrics = val
                 self.log(f"[{stage} {epoch + 1}/{self.epochs_of(stage)}] loss {stats['loss']:.3f}  "

@@ -119,6 +119,9 @@ class Backend:
         self.manifest.verify(list(files.values()) + list(self.artifact.info.get("extra_files", [])))
         for key, rel in files.items():
             self._handles[key] = self._load(key, self.manifest.path(rel))
+            sig = self._signature(key, self._handles[key])
+            if sig is not None:
+                check_io(self.manifest, key, sig, self.manifest.path(rel))
         self.loaded = True
         return self
 
@@ -221,11 +224,32 @@ class Backend:
     def _host(self, value) -> np.ndarray:
         return np.asarray(value)
 
+    def _signature(self, stream: str, handle) -> Optional[Dict[str, Dict[str, list]]]:
+        """{"inputs": {name: shape}, "outputs": {...}} of a loaded graph (-1 where dynamic), for the
+        check against the manifest; None where the backend cannot say."""
+        return None
+
     def _close(self) -> None:
         pass
 
     def describe(self) -> str:
         return f"{self.name} {self.precision} ({self.graph} graph)"
+
+
+def check_io(manifest: Manifest, stream: str, sig: Dict[str, Dict[str, list]], path) -> None:
+    """Refuse a graph whose inputs/outputs differ from what the manifest records for its stream."""
+    want = manifest.io.get(stream)
+    if want is None:
+        return
+    for side in ("inputs", "outputs"):
+        w, g = want[side], sig[side]
+        if set(w) != set(g):
+            raise BundleError(f"{path}: {side} {sorted(g)} do not match the manifest's {stream} stream "
+                              f"{sorted(w)}; the file is not this bundle's {stream} graph")
+        for name, shape in w.items():
+            got = list(g[name])
+            if len(got) != len(shape) or any(a != b and -1 not in (a, b) for a, b in zip(shape[1:], got[1:])):
+                raise BundleError(f"{path}: {name} has shape {got}, the manifest says {shape}")
 
 
 def finish(out: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:

@@ -41,6 +41,11 @@ class ONNXRuntimeBackend(Backend):
         except Exception as e:  # onnxruntime raises its own exception types
             raise BackendError(f"{path}: onnxruntime cannot load it ({str(e).splitlines()[0][:300]})") from e
 
+    def _signature(self, stream: str, sess):
+        dims = lambda a: [d if isinstance(d, int) else -1 for d in a.shape]  # noqa: E731
+        return {"inputs": {a.name: dims(a) for a in sess.get_inputs()},
+                "outputs": {a.name: dims(a) for a in sess.get_outputs()}}
+
     def _run(self, stream: str, feeds: Dict[str, object]) -> Dict[str, object]:
         sess = self._handles[stream]
         names = [o.name for o in sess.get_outputs()]

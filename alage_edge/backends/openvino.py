@@ -54,6 +54,11 @@ class OpenVINOBackend(Backend):
         self.effective_hint = eff.to_string() if hasattr(eff, "to_string") else str(eff)
         return compiled
 
+    def _signature(self, stream: str, compiled):
+        dims = lambda p: [d.get_length() if d.is_static else -1 for d in p.get_partial_shape()]  # noqa: E731
+        return {"inputs": {p.get_any_name(): dims(p) for p in compiled.inputs},
+                "outputs": {p.get_any_name(): dims(p) for p in compiled.outputs}}
+
     def _requests(self, stream: str, n: int) -> list:
         reqs = self._local.__dict__.setdefault(stream, [])
         while len(reqs) < n:

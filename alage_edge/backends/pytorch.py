@@ -54,7 +54,12 @@ class TorchBackend(Backend):
         self.max_batch = self.max_graph_batch if self.use_graphs else None
         self.thread_safe = not self.use_graphs
         self._graphs: Dict[tuple, tuple] = {}
-        return load_checkpoint(path).to(device=self.dev, dtype=self.dtype).eval()
+        model = load_checkpoint(path)
+        for k in ("arch", "head", "img_size", "detail_scale", "attention", "steps"):
+            if k in self.manifest.model and getattr(model.cfg, k) != self.manifest.model[k]:
+                raise BackendError(f"{path}: the checkpoint's {k} is {getattr(model.cfg, k)!r}, the manifest "
+                                   f"says {self.manifest.model[k]!r}; it is not this bundle's model")
+        return model.to(device=self.dev, dtype=self.dtype).eval()
 
     def _module(self, stream: str):
         model = self._handles["checkpoint"]

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -12,7 +13,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         prog="alage-edge predict",
         description="Estimate the age of each face in pictures with a bundle. Without --detect-faces every "
                     "picture is taken as an aligned face crop; with it, OpenCV finds the faces first.",
-        epilog="examples:\n  alage-edge predict bundle/ face.jpg\n"
+        epilog="exit codes: 0 all read, 2 error, 4 some inputs unreadable (their errors in --json / on stderr)\n\n"
+               "examples:\n  alage-edge predict bundle/ face.jpg\n"
                "  alage-edge predict bundle/ crowd.jpg --detect-faces --draw out/\n"
                "  alage-edge predict bundle/ *.png --backend openvino --precision int8 --json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -22,9 +24,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--precision", default=None, choices=["fp32", "fp16", "bf16", "int8"])
     p.add_argument("--device", default=None, help="cuda / cpu (torch), CPU / GPU (openvino)")
     p.add_argument("--detect-faces", action="store_true", help="find faces (OpenCV Haar cascade) first")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--draw", default=None, metavar="OUT_DIR", help="write each picture with boxes and ages drawn")
+    p.add_argument("--batch-size", type=_positive, default=8)
+    p.add_argument("--json", action="store_true", help="print one JSON document (results and per-file errors)")
+    p.add_argument("--draw", default=None, metavar="OUT_DIR", help="write each picture with boxes and ages drawn "
+                   "(new files only: an input or an existing file is never overwritten)")
     args = p.parse_args(argv)
     from ..draw import annotate, save_png
     from ..estimator import AgeEstimator
@@ -33,26 +36,60 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     est = AgeEstimator.load(args.bundle, backend=args.backend, precision=args.precision, device=args.device,
                             batch_size=args.batch_size)
-    results = est.predict(args.images, detect_faces=args.detect_faces)
+    results = est.predict(args.images, detect_faces=args.detect_faces, errors="skip")
+    for e in results.errors:
+        print(f"alage-edge predict: {e.source}: {e.error}", file=sys.stderr)
+    found = {r.source for r in results}
+    no_face = [src for src in args.images if args.detect_faces and src not in found
+               and src not in {e.source for e in results.errors}]
+    drawn = []
+    if args.draw:
+        for src, path in draw_targets([i for i in args.images if i in found], args.images, Path(args.draw)):
+            save_png(path, annotate(load_image(src), [r for r in results if r.source == src],
+                                    scale=max(1, 256 // max(min(load_image(src).shape[:2]), 1))))
+            drawn.append(str(path))
     if args.json:
-        print(json.dumps({"backend": est.describe(), "results": [r.to_dict() for r in results]}, indent=2))
+        print(json.dumps({"backend": est.describe(), "results": [r.to_dict() for r in results],
+                          "errors": [e.to_dict() for e in results.errors], "no_face": no_face, "drawn": drawn},
+                         indent=2))
     else:
-        rows = [(r.source, f"{r.age:.1f} ± {r.std:.1f}", r.group,
-                 " ".join(f"{v:.0f}" for v in r.face_box),
+        rows = [(r.source, f"{r.age:.1f} ± {r.std:.1f}", r.group, " ".join(f"{v:.0f}" for v in r.face_box),
                  "; ".join(" ".join(f"{v:.0f}" for v in b) for b in r.attention_boxes)
                  if r.attention_boxes is not None else "-") for r in results]
         print(table(["image", "age (years)", "group", "face box", "attention boxes (x1 y1 x2 y2)"], rows))
         print(f"{len(results)} face(s) in {len(args.images)} picture(s) with {est.describe()}")
-    if args.draw:
-        out = Path(args.draw)
-        for src in args.images:
-            mine = [r for r in results if r.source == src]
-            rgb = load_image(src)
-            scale = max(1, 256 // max(min(rgb.shape[:2]), 1))
-            path = out / (Path(src).stem + ".png")
-            save_png(path, annotate(rgb, mine, scale=scale))
-        print(f"drawn to {out}/")
-    missing = sorted(set(args.images) - {r.source for r in results})
-    if missing and args.detect_faces:
-        print(f"no face found in: {', '.join(missing)}")
-    return 0
+    if no_face:
+        print(f"no face found in: {', '.join(no_face)}", file=sys.stderr)
+    if drawn:
+        print(f"drawn: {', '.join(drawn)}", file=sys.stderr)
+    return EXIT_SOME_FAILED if results.errors else 0
+
+
+EXIT_SOME_FAILED = 4  # some inputs could not be read; the others' results were printed
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def draw_targets(sources: List[str], inputs: List[str], out: Path) -> List[Tuple[str, Path]]:
+    """A new file for each drawn picture: OUT/<stem>.ages.png, suffixed -2, -3 ... when that name is taken
+    by an input, an existing file or another picture of this run (a/face.jpg and b/face.png)."""
+    taken = {Path(i).resolve() for i in inputs}
+    pairs = []
+    for src in sources:
+        stem, k = Path(src).stem, 1
+        while True:
+            path = out / (f"{stem}.ages.png" if k == 1 else f"{stem}.ages-{k}.png")
+            if path.resolve() not in taken and not path.exists():
+                break
+            k += 1
+        taken.add(path.resolve())
+        pairs.append((src, path))
+    return pairs
