@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import List, Optional
 
+from alage_edge.train.cli import json_object
+
 
 def export_main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(
@@ -22,7 +24,7 @@ def export_main(argv: Optional[List[str]] = None) -> int:
     src.add_argument("--list", action="store_true", help="list the registered models and exit")
     p.add_argument("--head", choices=["dex", "groups"], default="dex", help="with --arch: the head (default dex)")
     p.add_argument("--img-size", type=int, default=None, help="with --arch: input size S (default 224)")
-    p.add_argument("--config", default=None,
+    p.add_argument("--config", type=json_object, default=None,
                    help='with --arch: more model options as JSON, e.g. \'{"width": 32, "steps": 3}\'')
     p.add_argument("--out", type=Path, required=False, help="bundle folder to write")
     p.add_argument("--opset", type=int, default=17, choices=[17, 18], help="ONNX opset (default 17)")
@@ -39,7 +41,7 @@ def export_main(argv: Optional[List[str]] = None) -> int:
     if args.checkpoint:
         model = load_checkpoint(args.checkpoint)
     else:
-        cfg = json.loads(args.config) if args.config else {}
+        cfg = dict(args.config or {})
         if args.img_size:
             cfg["img_size"] = args.img_size
         model = build_model(args.arch, head=args.head, **cfg)

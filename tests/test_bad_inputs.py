@@ -340,3 +340,20 @@ def test_any_bytes_decode_or_fail_with_an_image_error(data):
     except ImageError:
         return
     assert out.dtype == np.uint8 and out.shape[2] == 3
+
+
+@pytest.mark.parametrize("cid,argv,err", [
+    ("train --config bad json", ["train", "--config", "{bad"], "--config: not valid JSON"),
+    ("export --config list", ["export", "--arch", "al_resnet18", "--config", "[1]", "--out", "x"],
+     "--config: expected a JSON object"),
+    ("bench --batch abc", ["bench", "b/", "--batch", "abc"], "--batch: expected positive integers"),
+    ("bench --batch 0", ["bench", "b/", "--batch", "0,8"], "--batch: expected positive integers"),
+    ("train --epochs x", ["train", "--epochs", "x"], "--epochs"),
+])
+def test_cli_arguments_are_refused_naming_the_flag(capsys, cid, argv, err):
+    from alage_edge.cli import main
+
+    TRIED.append(cid)
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and err in capsys.readouterr().err

@@ -39,8 +39,8 @@ ABLATION = ("AL@S detail2 T=1", "AL@S detail2 T=2", "AL@S detail2 fusion=mean")
 
 def plan(seeds: List[int], ablation: bool = True) -> List[tuple]:
     """(model, seed) in the order worth having first if time runs short."""
-    jobs = [(m, seeds[0]) for m in ("AL@S detail2", "global@S", "global@2S", "AL@S detail1")]
-    jobs += [(m, s) for s in seeds[1:] for m in CLAIM]
+    jobs = [(m, s) for s in seeds for m in CLAIM]
+    jobs += [(m, seeds[0]) for m in ("global@2S", "AL@S detail1")]
     if ablation:
         jobs += [(m, seeds[0]) for m in ABLATION]
     return jobs

@@ -10,6 +10,17 @@ from .presets import PRESETS
 DATA_HELP = ("data set spec: synth[:n=2000,seed=0] | adience:ROOT[,fold=K] | morph:CSV | fgnet:DIR[,fold=K] | "
              "lap:ROOT | imdbwiki:ROOT[,meta=wiki.mat] | csv:FILE (path,age)")
 
+def json_object(text: str) -> dict:
+    """argparse type for --config: a JSON object, or a message naming the flag and the problem."""
+    try:
+        v = json.loads(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({e}); e.g. '{{\"steps\": 4}}'") from None
+    if not isinstance(v, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {type(v).__name__}")
+    return v
+
+
 def _epochs(text: str):
     parts = [int(p) for p in text.split(",")]
     if len(parts) == 1:
@@ -41,7 +52,7 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/train", help="run folder (checkpoints, metrics, curves)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="paper",
                    help="model size and schedule (compact: minutes on a CPU; paper: the paper's schedule)")
-    p.add_argument("--config", default=None, help='model options as JSON, over the preset, e.g. \'{"steps": 4}\'')
+    p.add_argument("--config", type=json_object, default=None, help='model options as JSON, over the preset, e.g. \'{"steps": 4}\'')
     p.add_argument("--stage", choices=["all", "global", "attention", "joint"], default="all",
                    help="run one stage only (default all three)")
     p.add_argument("--epochs", type=_epochs, default=None, help="N or G,A,J epochs per stage")
@@ -73,7 +84,7 @@ def train_parser() -> argparse.ArgumentParser:
 def config_from_args(args):
     from .trainer import TrainConfig
 
-    model = json.loads(args.config) if args.config else {}
+    model = dict(args.config or {})
     weights = tuple(float(w) for w in args.loss_weights.split(","))
     if len(weights) != 3:
         raise ValueError("--loss-weights takes three numbers: global,local,fused")

@@ -65,6 +65,16 @@ def time_infer(est, x: np.ndarray, warmup: int, iters: int, min_seconds: float =
     return np.array(times)
 
 
+def _batches(text: str):
+    try:
+        out = tuple(int(b) for b in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected positive integers like 1,8, got {text!r}") from None
+    if not out or min(out) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers like 1,8, got {text!r}")
+    return out
+
+
 def run_bench(bundle, keys: Optional[List[str]] = None, batches=(1, 8), data: str = "synth", n: int = 100,
               warmup: int = 5, iters: int = 30, progress: bool = True, cache_dir: Optional[str] = None) -> dict:
     from ..manifest import Manifest
@@ -113,10 +123,9 @@ def run_bench(bundle, keys: Optional[List[str]] = None, batches=(1, 8), data: st
 def format_report(rep: dict) -> str:
     from ..table import table
 
-    m = rep["machine"]
-    m = rep["model"]
-    head = (f"{m['arch']} {m['img_size']}px global, {m['img_size'] * m.get('detail_scale', 1)}px input, {rep['set']}; "
-            f"{m['cpu']} ({m['cores']} cores, flags: {m['cpu_flags'] or '-'}); reference {rep['reference']}")
+    m, md = rep["machine"], rep["model"]
+    head = (f"{md['arch']} {md['img_size']}px global, {md['img_size'] * md.get('detail_scale', 1)}px input, "
+            f"{rep['set']}; {m['cpu']} ({m['cores']} cores, flags: {m['cpu_flags'] or '-'}); reference {rep['reference']}")
     rows = [(r["label"], r["precision"], r["batch"], r["size_mb"], r["mae"],
              f"{r['drift_mean']:.3f} / {r['drift_max']:.3f}" if r["drift_mean"] is not None else "-",
              r["p50_ms"], r["p99_ms"], round(r["images_per_s"], 1), r["peak_mb"],
@@ -189,7 +198,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("bundle")
     p.add_argument("--runs", default=None, help="comma-separated runs (default: all that can run here): "
                    + ", ".join(r.key for r in RUNS))
-    p.add_argument("--batch", default="1,8", help="batch sizes (default 1,8)")
+    p.add_argument("--batch", type=_batches, default=(1, 8), help="batch sizes (default 1,8)")
     p.add_argument("--data", default="synth", help="labelled set for MAE and drift (test split)")
     p.add_argument("--n", type=int, default=100, help="images for MAE and drift")
     p.add_argument("--warmup", type=int, default=5)
@@ -199,7 +208,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--cache", default=None)
     args = p.parse_args(argv)
     rep = run_bench(args.bundle, args.runs.split(",") if args.runs else None,
-                    tuple(int(b) for b in args.batch.split(",")), args.data, args.n, args.warmup, args.iters,
+                    args.batch, args.data, args.n, args.warmup, args.iters,
                     cache_dir=args.cache)
     print(json.dumps(rep, indent=2) if args.json else format_report(rep))
     if args.out:
