@@ -13,8 +13,8 @@ def test_claim_trains_evaluates_and_reports(tmp_path, monkeypatch):
     text = claim.run_claim(str(tmp_path), seeds=[0], n_train=48, n_test=16, epochs=(1, 1, 1), ablation=False,
                            latency_for=(), progress=False, only=["global@S", "AL@S detail2"])
     rows = json.loads((tmp_path / "claim.json").read_text())["rows"]
-    assert [r["model"] for r in rows] == ["AL@S detail2", "global@S"] and all(r["images"] == 16 for r in rows)
-    assert rows[0]["gflops"] > rows[1]["gflops"] > 0 and "box_hit_mean" in rows[0]
+    assert [r["model"] for r in rows] == ["global@S", "AL@S detail2"] and all(r["images"] == 16 for r in rows)
+    assert rows[1]["gflops"] > rows[0]["gflops"] > 0 and "box_hit_mean" in rows[1]
     assert "AL@S detail2 / global@S MAE per seed" in text and (tmp_path / "claim.png").stat().st_size > 1000
     again = claim.run_claim(str(tmp_path), seeds=[0], n_train=48, n_test=16, epochs=(1, 1, 1), ablation=False,
                             latency_for=(), progress=False, only=["global@S"])  # a finished run is only evaluated

@@ -13,6 +13,7 @@ Writes claim.json, claim.md and claim.png (MAE against GFLOPs) into --out.
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -46,6 +47,18 @@ def plan(seeds: List[int], ablation: bool = True) -> List[tuple]:
     return jobs
 
 
+def data_for(model: str, data: str) -> str:
+    """Every model sees the same faces, drawn at the detail size 2S: a model with a smaller input gets them
+    through the shared preprocessing (synth would otherwise draw its lines at that model's input size,
+    where they are fully visible to a global stream: a different task)."""
+    from .presets import PRESETS
+
+    base = PRESETS[PRESET]["model"].get("img_size", 224)
+    arch, opts = MODELS[model]
+    s, d = opts.get("img_size", base), opts.get("detail_scale", 2)
+    return data if s * d == 2 * base else f"{data},size={2 * base}"
+
+
 def run_dir(out: Path, model: str, seed: int) -> Path:
     return out / (model.replace("@", "_at_").replace(" ", "_").replace("=", "") + f"-s{seed}")
 
@@ -55,7 +68,8 @@ def train_one(out: Path, model: str, seed: int, data: str, epochs, cache: str, p
 
     arch, opts = MODELS[model]
     t = time.perf_counter()
-    train(TrainConfig.from_preset(PRESET, arch=arch, model=opts, data=data, out=str(run_dir(out, model, seed)),
+    train(TrainConfig.from_preset(PRESET, arch=arch, model=opts, data=data_for(model, data),
+                                  out=str(run_dir(out, model, seed)),
                                   epochs=tuple(epochs), seed=seed, resume=True, cache=cache, progress=progress))
     return time.perf_counter() - t
 
@@ -99,10 +113,10 @@ def evaluate(out: Path, model: str, seed: int, data: str, cache: str, with_laten
     from .evaluate import evaluate_checkpoint
 
     d = run_dir(out, model, seed)
-    row = evaluate_checkpoint(str(d / "best.pt"), data, "test", cache=cache)
+    row = evaluate_checkpoint(str(d / "best.pt"), data_for(model, data), "test", cache=cache)
     row.update(model=model, seed=seed, gflops=count_flops(load_checkpoint(d / "best.pt").eval()) / 1e9)
     if with_latency:
-        row.update(latency(d / "best.pt", d, data, cache))
+        row.update(latency(d / "best.pt", d, data_for(model, data), cache))
     return row
 
 
@@ -169,10 +183,11 @@ def run_claim(out: str = "runs/claim", seeds=(0, 1, 2), n_train: int = 3000, n_t
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     data, cache = f"synth:n={n_train},n_test={n_test},seed=0", str(root / "cache")
-    rows, times = [], {}
-    for model, seed in plan(list(seeds), ablation):
-        if only and model not in only:
-            continue
+    jobs = [(m, s) for m, s in plan(list(seeds), ablation) if not only or m in only]
+    old = json.loads((root / "claim.json").read_text()) if (root / "claim.json").is_file() else {}
+    rows = [r for r in old.get("rows", []) if (r["model"], r["seed"]) not in jobs]  # other runs' results kept
+    times = dict(old.get("train_seconds", {}))
+    for model, seed in jobs:
         print(f"[claim] {model} seed {seed}", flush=True)
         times[f"{model} s{seed}"] = round(train_one(root, model, seed, data, epochs, cache, progress), 1)
         rows.append(evaluate(root, model, seed, data, cache, model in latency_for and seed == seeds[0]))
