@@ -45,8 +45,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     drawn = []
     if args.draw:
         for src, path in draw_targets([i for i in args.images if i in found], args.images, Path(args.draw)):
-            save_png(path, annotate(load_image(src), [r for r in results if r.source == src],
-                                    scale=max(1, 256 // max(min(load_image(src).shape[:2]), 1))))
+            rgb = load_image(src)
+            save_png(path, annotate(rgb, [r for r in results if r.source == src],
+                                    scale=max(1, 256 // max(min(rgb.shape[:2]), 1))))
             drawn.append(str(path))
     if args.json:
         print(json.dumps({"backend": est.describe(), "results": [r.to_dict() for r in results],
