@@ -32,12 +32,37 @@ class ItemError:
         return {"source": self.source, "error": self.error}
 
 
+@dataclass
+class NoFace:
+    """A picture in which face detection found no face."""
+
+    source: str
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "faces": 0}
+
+
 class Results(list):
-    """predict's results; ``.errors`` lists the inputs skipped with ``errors="skip"``."""
+    """predict's results; ``.errors`` lists the inputs skipped with ``errors="skip"``, ``.no_face`` the
+    pictures where face detection found none."""
 
     def __init__(self, *a):
         super().__init__(*a)
         self.errors: List[ItemError] = []
+        self.no_face: List[NoFace] = []
+
+
+def detector_name(detect_faces: Union[bool, str]) -> Optional[str]:
+    """``detect_faces`` argument -> detector name (True: the default, hog) or None."""
+    if detect_faces is True:
+        return "hog"
+    if detect_faces is False or detect_faces is None:
+        return None
+    from .faces import DETECTORS
+
+    if detect_faces not in DETECTORS:
+        raise ValueError(f"detect_faces must be True, False or one of {', '.join(DETECTORS)}, got {detect_faces!r}")
+    return detect_faces
 
 
 def as_inputs(images: Any) -> Iterable:
@@ -59,30 +84,32 @@ def as_inputs(images: Any) -> Iterable:
 
 
 class AgeEstimator:
-    def __init__(self, manifest: Manifest, backend: Backend, batch_size: int = 8, detect_faces: bool = False):
+    def __init__(self, manifest: Manifest, backend: Backend, batch_size: int = 8,
+                 detect_faces: Union[bool, str] = False, min_face: int = 20):
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.manifest, self.backend = manifest, backend
         self.spec = manifest.preprocess
         self.head = manifest.head
         self.batch_size = batch_size
-        self.detect_faces = detect_faces
-        self._detector = None
+        self.detect_faces = detector_name(detect_faces)
+        self.min_face = min_face
 
     @classmethod
     def load(cls, bundle, backend: str = "auto", precision: Optional[str] = None, device: Optional[str] = None,
-             batch_size: int = 8, detect_faces: bool = False, artifact: Optional[str] = None,
-             **options) -> "AgeEstimator":
+             batch_size: int = 8, detect_faces: Union[bool, str] = False, artifact: Optional[str] = None,
+             min_face: int = 20, **options) -> "AgeEstimator":
         """Open a bundle and load the best (or the named) backend for it.
 
         ``artifact`` restricts the artifact format (e.g. "qdq" to run the Q/DQ ONNX in
         OpenVINO); ``options`` go to the backend (``cuda_graphs=True`` for torch on CUDA,
-        ``graph="fused"``, ``threads=2``)."""
+        ``graph="fused"``, ``threads=2``). ``detect_faces``: True (dlib HOG), "hog", "cnn" or "haar";
+        ``min_face``: the smallest face box side kept, in picture pixels."""
         manifest = Manifest.load(bundle)
         sel = select(manifest, backend, precision, device, artifact)
         runner = backend_class(sel.backend)(manifest, sel.artifact, device=device, precision=sel.precision,
                                             why=sel.why, **options).load()
-        return cls(manifest, runner, batch_size, detect_faces)
+        return cls(manifest, runner, batch_size, detect_faces, min_face)
 
     def describe(self) -> str:
         return self.backend.describe()
@@ -96,31 +123,30 @@ class AgeEstimator:
         return out
 
     # -- pictures in, results out ----------------------------------------------------------------
-    def _detector_(self):
-        if self._detector is None:
-            from .faces import FaceDetector
-
-            self._detector = FaceDetector()
-        return self._detector
-
-    def _decode(self, item, detect: bool):
-        """One input -> (model inputs, geometries, name) or the ImageError it raised."""
+    def _decode(self, item, detector: Optional[str]):
+        """One input -> (model inputs, [(face or None, geometry)], name) or the ImageError it raised."""
         i, src = item
         name = describe(src) if isinstance(src, (str, bytes, bytearray, memoryview)) or hasattr(src, "__fspath__") \
             else f"#{i} {describe(src)}"
         try:
             rgb = load_image(src, name)
-            geos = [self.spec.region(rgb, r) for r in (self._detector_().detect(rgb) if detect else [None])]
-            return [self.spec.apply(rgb, g) for g in geos], geos, name
+            if detector:
+                from .faces import find_faces
+
+                found = find_faces(rgb, self.spec, detector, self.min_face)
+            else:
+                found = [(None, self.spec.region(rgb))]
+            return [self.spec.apply(rgb, g) for _, g in found], found, name
         except ImageError as e:
             return e, None, name
 
     def predict_iter(self, images: Any, detect_faces: Optional[bool] = None, batch_size: Optional[int] = None,
-                     errors: str = "raise") -> Iterator[Union[AgeResult, ItemError]]:
+                     errors: str = "raise") -> Iterator[Union[AgeResult, ItemError, NoFace]]:
         """Results one by one, in input order, in bounded memory: inputs are decoded by a small thread pool
         a few batches ahead of inference. ``errors="skip"`` yields an ``ItemError`` for an input that cannot
-        be read and goes on; ``"raise"`` raises its ImageError."""
-        detect = self.detect_faces if detect_faces is None else detect_faces
+        be read and goes on; ``"raise"`` raises its ImageError. With face detection, a picture without a
+        face yields a ``NoFace``."""
+        detect = self.detect_faces if detect_faces is None else detector_name(detect_faces)
         bs = self.batch_size if batch_size is None else batch_size
         if not isinstance(bs, int) or isinstance(bs, bool) or bs < 1:
             raise ValueError(f"batch_size must be a positive integer, got {bs!r}")
@@ -144,6 +170,9 @@ class AgeEstimator:
                             raise out
                         order.append(ItemError(name, str(out)))
                         continue
+                    if detect and not out:
+                        order.append(NoFace(name))
+                        continue
                     order += [None] * len(out)
                     xs += out
                     geos += g
@@ -161,15 +190,16 @@ class AgeEstimator:
             results += make_results(out, geos[sl], names[sl])
         return results
 
-    def predict(self, images: Any, detect_faces: Optional[bool] = None, batch_size: Optional[int] = None,
+    def predict(self, images: Any, detect_faces: Union[bool, str, None] = None, batch_size: Optional[int] = None,
                 errors: str = "raise") -> "Results":
         """Paths, bytes, HxWx3 uint8 arrays or PIL images (one or many) -> one result per face.
 
-        Without face detection each input is taken as an aligned face crop; with it, an input with no
-        face gives no result. ``errors="skip"``: unreadable inputs are listed in ``.errors`` instead."""
+        Without face detection each input is taken as an aligned face crop; with it (True or a detector
+        name), faces are found and aligned first, and a picture with no face is listed in ``.no_face``.
+        ``errors="skip"``: unreadable inputs are listed in ``.errors`` instead."""
         out = Results()
         for r in self.predict_iter(images, detect_faces, batch_size, errors):
-            (out.errors if isinstance(r, ItemError) else out).append(r)
+            (out.errors if isinstance(r, ItemError) else out.no_face if isinstance(r, NoFace) else out).append(r)
         return out
 
     def _warn_if_synthetic(self) -> None:

@@ -27,6 +27,10 @@ class PreprocessSpec:
     # The centred square that is resized to size x size covers this fraction of the
     # shorter side (1.0: the whole shorter side, i.e. a centre crop of the square).
     crop_fraction: float = 1.0
+    # The alignment template: where a detected face's eye centres land in the model's input square
+    # (x, y of the picture-left eye, then of the picture-right eye, as fractions of the side). The
+    # default is the framing synth draws its faces in: eyes level at 42% height, 28% of the side apart.
+    eyes: Tuple[float, float, float, float] = (0.36, 0.42, 0.64, 0.42)
 
     def __post_init__(self):
         if not isinstance(self.size, int) or isinstance(self.size, bool) or not 16 <= self.size <= 4096:
@@ -39,19 +43,23 @@ class PreprocessSpec:
             raise ValueError(f"std must be positive, got {list(self.std)!r}")
         if not isinstance(self.crop_fraction, (int, float)) or not 0 < self.crop_fraction <= 1:
             raise ValueError(f"crop_fraction must be in (0, 1], got {self.crop_fraction!r}")
+        e = self.eyes
+        if len(e) != 4 or not all(isinstance(v, (int, float)) and 0 < v < 1 for v in e) or e[2] - e[0] < 0.05:
+            raise ValueError(f"eyes must be 4 fractions in (0, 1), the left eye's x, y then the right eye's, "
+                             f"at least 0.05 apart, got {list(e)!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["mean"], d["std"] = list(self.mean), list(self.std)
+        d["mean"], d["std"], d["eyes"] = list(self.mean), list(self.std), list(self.eyes)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "PreprocessSpec":
-        known = {k: d[k] for k in ("size", "mean", "std", "interpolation", "crop_fraction") if k in d}
-        for k in ("mean", "std"):
+        known = {k: d[k] for k in ("size", "mean", "std", "interpolation", "crop_fraction", "eyes") if k in d}
+        for k in ("mean", "std", "eyes"):
             if k in known:
                 if not isinstance(known[k], (list, tuple)):
-                    raise ValueError(f"{k} must be a list of 3 numbers, got {known[k]!r}")
+                    raise ValueError(f"{k} must be a list of numbers, got {known[k]!r}")
                 known[k] = tuple(float(v) for v in known[k])
         spec = cls(**known)
         if spec.interpolation != "bilinear":
@@ -62,19 +70,33 @@ class PreprocessSpec:
         """What the model sees of a picture: ``region`` (e.g. a detected face) or the centre crop."""
         h, w = rgb.shape[:2]
         r = region or centre_region(h, w, self)
-        return Geometry(r.x0, r.y0, r.w, r.h, w, h)
+        return Geometry(r.x0, r.y0, r.w, r.h, w, h, r.angle)
 
     def apply(self, rgb: np.ndarray, region: Optional["Geometry"] = None) -> np.ndarray:
         """THE preprocessing: uint8 RGB (H, W, 3) -> float32 (3, S, S), cropped to ``region``
         (default: the centre crop), resized (Pillow bilinear) and normalised."""
         if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3):
             rgb = to_rgb(rgb)
-        return normalize(resize_region(rgb, self.region(rgb, region), self.size), self)
+        return normalize(warp_region(rgb, self.region(rgb, region), self.size), self)
+
+    def aligned_region(self, left_eye, right_eye, image_w: int = 0, image_h: int = 0) -> "Geometry":
+        """The square that puts these eye centres (picture pixels; left = the picture's left) on the template,
+        rotated so that the eyes are level."""
+        lx, ly, rx, ry = self.eyes
+        le, re_ = np.asarray(left_eye, np.float64), np.asarray(right_eye, np.float64)
+        d = re_ - le
+        angle = float(np.arctan2(d[1], d[0]))
+        side = float(np.hypot(*d)) / float(np.hypot(rx - lx, ry - ly))
+        ux, uy = np.array([np.cos(angle), np.sin(angle)]), np.array([-np.sin(angle), np.cos(angle)])
+        mid = (le + re_) / 2
+        centre = mid - side * (((lx + rx) / 2 - 0.5) * ux + ((ly + ry) / 2 - 0.5) * uy)
+        return Geometry(centre[0] - side / 2, centre[1] - side / 2, side, side, image_w, image_h, angle)
 
 
 @dataclass(frozen=True)
 class Geometry:
-    """Which region of the original picture (pixels) the model input shows."""
+    """Which region of the original picture (pixels) the model input shows: the box x0, y0, w, h turned
+    by ``angle`` (radians, from the picture's x axis towards its y axis) about its centre."""
 
     x0: float
     y0: float
@@ -82,16 +104,33 @@ class Geometry:
     h: float
     image_w: int = 0
     image_h: int = 0
+    angle: float = 0.0
+
+    def to_quads(self, boxes01: np.ndarray) -> np.ndarray:
+        """Boxes (..., 4) as x1,y1,x2,y2 fractions of the model input -> their corners (..., 4, 2) in picture
+        pixels (top-left, top-right, bottom-right, bottom-left of the input)."""
+        b = np.asarray(boxes01, dtype=np.float64)
+        px = b[..., [0, 2, 2, 0]]
+        py = b[..., [1, 1, 3, 3]]
+        return self.point(np.stack([px, py], axis=-1))
+
+    def point(self, p01: np.ndarray) -> np.ndarray:
+        """Points (..., 2) as fractions of the model input -> picture pixels."""
+        p = np.asarray(p01, dtype=np.float64)
+        c, s = np.cos(self.angle), np.sin(self.angle)
+        dx, dy = (p[..., 0] - 0.5) * self.w, (p[..., 1] - 0.5) * self.h
+        cx, cy = self.x0 + self.w / 2, self.y0 + self.h / 2
+        return np.stack([cx + c * dx - s * dy, cy + s * dx + c * dy], axis=-1)
 
     def to_pixels(self, boxes01: np.ndarray) -> np.ndarray:
-        """Boxes (..., 4) as x1,y1,x2,y2 fractions of the model input -> original pixels."""
-        b = np.asarray(boxes01, dtype=np.float64)
-        scale = np.array([self.w, self.h, self.w, self.h])
-        offset = np.array([self.x0, self.y0, self.x0, self.y0])
-        return b * scale + offset
+        """Boxes (..., 4) as x1,y1,x2,y2 fractions of the model input -> picture pixels (for a turned
+        region: the upright box around each turned box; ``to_quads`` gives the corners)."""
+        q = self.to_quads(boxes01)
+        return np.concatenate([q.min(axis=-2), q.max(axis=-2)], axis=-1)
 
     def box(self) -> Tuple[float, float, float, float]:
-        return (self.x0, self.y0, self.x0 + self.w, self.y0 + self.h)
+        """The upright box around the region, in picture pixels."""
+        return tuple(float(v) for v in self.to_pixels(np.array([0.0, 0.0, 1.0, 1.0])))
 
 
 def centre_region(h: int, w: int, spec: PreprocessSpec) -> Geometry:
@@ -107,6 +146,42 @@ def resize_region(img: np.ndarray, region: Geometry, size: int) -> np.ndarray:
         return img
     im = Image.fromarray(img)
     out = im.resize((size, size), Image.BILINEAR, box=region.box())
+    return np.asarray(out)
+
+
+def warp_region(img: np.ndarray, region: Geometry, size: int) -> np.ndarray:
+    """``resize_region`` for a turned region too: one warp from the picture's own pixels. A region much
+    larger than the output is first reduced with Pillow's antialiased resize (to about one picture pixel
+    per output pixel), then turned with a bilinear affine warp; outside the picture is black."""
+    h, w = img.shape[:2]
+    if region.angle == 0 and region.x0 >= 0 and region.y0 >= 0 and region.x0 + region.w <= w \
+            and region.y0 + region.h <= h:
+        return resize_region(img, region, size)
+    Image, _ = _pil()
+    k = region.w / size  # picture pixels per output pixel
+    corners = region.to_quads(np.array([0.0, 0.0, 1.0, 1.0]))
+    bx0, by0 = np.floor(np.clip(corners.min(0), 0, [w, h])).astype(int)
+    bx1, by1 = np.ceil(np.clip(corners.max(0), 0, [w, h])).astype(int)
+    im = Image.fromarray(img)
+    if bx1 - bx0 < 1 or by1 - by0 < 1:  # entirely outside the picture
+        return np.zeros((size, size, 3), np.uint8)
+    if k > 1:  # reduce the part of the picture the region covers, antialiased
+        sw, sh = max(1, round((bx1 - bx0) / k)), max(1, round((by1 - by0) / k))
+        im = im.resize((sw, sh), Image.BILINEAR, box=(bx0, by0, bx1, by1))
+        fx, fy = (bx1 - bx0) / sw, (by1 - by0) / sh
+    else:
+        im = im.crop((bx0, by0, bx1, by1))
+        fx = fy = 1.0
+    # output pixel centre (u + .5, v + .5) -> picture point -> reduced-image coordinates (Pillow samples at
+    # the coefficients applied to pixel centres)
+    c, s = np.cos(region.angle), np.sin(region.angle)
+    cx, cy = region.x0 + region.w / 2, region.y0 + region.h / 2
+    sx, sy = region.w / size, region.h / size
+    a, b = c * sx / fx, -s * sy / fy
+    d, e = s * sx / fx, c * sy / fy
+    c0 = (cx - bx0 - (c * region.w - s * region.h) / 2) / fx
+    f0 = (cy - by0 - (s * region.w + c * region.h) / 2) / fy
+    out = im.transform((size, size), Image.AFFINE, (a, b, c0, d, e, f0), resample=Image.BILINEAR)
     return np.asarray(out)
 
 

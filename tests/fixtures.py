@@ -112,3 +112,63 @@ def imdbwiki(root: Path) -> Path:
             "name": cell}
     savemat(str(root / "wiki.mat"), {"wiki": wiki})
     return root
+
+
+# -- pictures with faces (scikit-image's astronaut and LFW crops) ----------------------------------------
+def _face_patches():
+    """Real face patches centred on the face, with their face size (px): Eileen Collins' face from the
+    astronaut portrait, and LFW crops (25 px, x4 and padded by edge replication)."""
+    from PIL import Image
+    from skimage import data
+
+    patches = [(data.astronaut()[27:227, 123:323], 90.0)]
+    lfw = data.lfw_subset()[:100]
+    for k in (3, 11, 27, 42, 58, 64, 77, 91):
+        g = np.asarray(Image.fromarray((lfw[k] * 255).astype(np.uint8)).resize((100, 100), Image.BICUBIC))
+        patches.append((np.repeat(np.pad(g, 30, mode="edge")[..., None], 3, axis=2), 100.0))
+    return patches
+
+
+def group_picture(seed: int, width: int = 1400, height: int = 900):
+    """A multi-face picture: real faces pasted at several scales and in-plane rotations on a background
+    with stripes (blinds) and a round badge, and the truth: (centre x, centre y, face size, angle) each."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    bg = (120 + 60 * np.sin(xx / 240.0 + seed) * np.cos(yy / 310.0))[..., None] * np.array([0.9, 1.0, 0.8])
+    canvas = Image.fromarray(np.clip(bg, 0, 255).astype(np.uint8))
+    d = ImageDraw.Draw(canvas)
+    for y in range(40, 260, 14):  # blinds
+        d.rectangle([width - 330, y, width - 40, y + 7], fill=(230, 230, 220))
+    d.ellipse([60, height - 160, 160, height - 60], fill=(200, 40, 40), outline=(250, 250, 250), width=6)
+    patches = _face_patches()
+    order = rng.permutation(len(patches))[:6]
+    truths = []
+    cells = [(x, y) for y in (230, 640) for x in (230, 620, 1010)]
+    for (cx, cy), k in zip(cells, order):
+        patch, face = patches[k]
+        scale = float(rng.choice([0.8, 1.2, 1.6]))
+        angle = float(rng.choice([0, 0, 12, -18, 28]))
+        im = Image.fromarray(patch).convert("RGBA")
+        im = im.resize((round(im.width * scale), round(im.height * scale)), Image.BICUBIC)
+        im = im.rotate(angle, resample=Image.BICUBIC, expand=True)
+        canvas.paste(im, (cx - im.width // 2, cy - im.height // 2), im)
+        truths.append((float(cx), float(cy), face * scale, angle))
+    return np.asarray(canvas), truths
+
+
+def score_detections(boxes, truths):
+    """(faces found, false boxes): a box is a found face when its centre lies within half a face size of an
+    unclaimed truth's centre."""
+    claimed, found, false = set(), 0, 0
+    for x1, y1, x2, y2 in boxes:
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        hit = [i for i, (tx, ty, size, _) in enumerate(truths)
+               if i not in claimed and np.hypot(cx - tx, cy - ty) < size / 2]
+        if hit:
+            claimed.add(hit[0])
+            found += 1
+        else:
+            false += 1
+    return found, false

@@ -182,16 +182,24 @@ def test_eight_threads_give_sequential_results(estimators, synth_images):
         assert all(np.allclose(g, want, atol=1e-5) for g in got), name
 
 
-def test_face_detection_on_a_real_photo(estimators):
-    pytest.importorskip("cv2")
+@pytest.mark.parametrize("detector", ["hog", "haar"])
+def test_face_detection_on_a_real_photo(estimators, detector):
+    pytest.importorskip("dlib" if detector == "hog" else "cv2")
     skd = pytest.importorskip("skimage.data")
     photo = skd.astronaut()
-    rs = estimators["onnxruntime"].predict(photo, detect_faces=True)
-    assert len(rs) == 1
+    rs = estimators["onnxruntime"].predict(photo, detect_faces=detector)
+    assert len(rs) == 1 and rs[0].face.detector == detector
     x1, y1, x2, y2 = rs[0].face_box
     assert 150 < (x1 + x2) / 2 < 300 and 50 < (y1 + y2) / 2 < 200  # Eileen Collins' face
-    assert (rs[0].attention_boxes[:, 0] >= x1 - 1).all() and (rs[0].attention_boxes[:, 2] <= x2 + 1).all()
-    assert estimators["onnxruntime"].predict(np.full((200, 200, 3), 127, np.uint8), detect_faces=True) == []
+    corners = rs[0].crop_corners()  # the attention boxes lie inside the region the model read
+    lo, hi = corners.min(0) - 1, corners.max(0) + 1
+    assert (rs[0].attention_boxes[:, :2] >= lo).all() and (rs[0].attention_boxes[:, 2:] <= hi).all()
+    d = rs[0].to_dict()
+    assert d["face"]["detector"] == detector and len(d["crop_corners"]) == 4
+    if detector == "hog":
+        assert rs[0].face.aligned and rs[0].face.score > 0.3 and len(d["face"]["landmarks"]) == 5
+    blank = estimators["onnxruntime"].predict(np.full((200, 200, 3), 127, np.uint8), detect_faces=detector)
+    assert blank == [] and len(blank.no_face) == 1
 
 
 def test_bundle_problems_are_refused(trained_bundle, tmp_path):

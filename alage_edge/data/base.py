@@ -113,6 +113,34 @@ class RecordSet(FaceSet):
         return RecordSet([self.records[i] for i in idx], name, self.skips)
 
 
+class AlignedSet(FaceSet):
+    """In-the-wild pictures of a set -> the largest face of each, found and aligned by ``find_faces`` (the
+    runtime's own front end) at ``size`` px. A picture without a face raises ImageError naming it."""
+
+    def __init__(self, base: FaceSet, detector: str, size: int):
+        from ..preprocess import PreprocessSpec
+
+        self.base, self.detector, self.spec = base, detector, PreprocessSpec(size=size)
+        self.name, self.skips = f"{base.name} (aligned by {detector})", base.skips
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def image(self, i: int) -> np.ndarray:
+        from ..faces import find_faces
+        from ..images import ImageError
+        from ..preprocess import warp_region
+
+        rgb = self.base.image(i)
+        found = find_faces(rgb, self.spec, self.detector)
+        if not found:
+            raise ImageError(f"{self.base.record(i).path}: no face found by the {self.detector} detector")
+        return warp_region(rgb, found[0][1], self.spec.size)
+
+    def record(self, i: int) -> Record:
+        return self.base.record(i)
+
+
 def stable_fraction(key: str, seed: int = 0) -> float:
     """A deterministic number in [0, 1) per key (for splits that must not move between runs)."""
     h = hashlib.sha1(f"{seed}:{key}".encode()).digest()

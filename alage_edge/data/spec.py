@@ -8,6 +8,8 @@
     imdbwiki:ROOT[,meta=wiki.mat,min_score=1.0]
     csv:FILE[,images=DIR]                 path,age[,subject,split,std]
     folder:DIR  or just DIR               unlabelled images (calibration, prediction)
+    any on-disk set, align=hog|cnn|haar   in-the-wild pictures: the largest face, found and aligned
+                                          by alage_edge.faces.find_faces (as predict does)
     npy:FILE    or just FILE.npy          uint8 images or preprocessed float32
 """
 from __future__ import annotations
@@ -56,6 +58,17 @@ def _int(opts, key, default):
 def open_splits(spec: str, size: int = 224, cache_dir: Optional[str] = None) -> Dict[str, FaceSet]:
     """All splits of a labelled set (train/val/test by the format's protocol)."""
     name, path, opts = parse(spec)
+    align = opts.pop("align", None)
+    if align is not None:
+        if name == "synth":
+            raise DataError(f"dataset spec {spec!r}: synth faces are drawn aligned; align= is for photos")
+        from ..faces import DETECTORS
+        from .base import AlignedSet
+
+        if align not in DETECTORS:
+            raise DataError(f"dataset spec {spec!r}: align must be one of {', '.join(DETECTORS)}, got {align!r}")
+        plain = ",".join([f"{name}:{path}"] + [f"{k}={v}" for k, v in opts.items()])
+        return {s: AlignedSet(fs, align, size) for s, fs in open_splits(plain, size, cache_dir).items()}
     seed = _int(opts, "seed", 0)
     if name == "synth":
         from .synth import SynthFaces

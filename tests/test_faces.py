@@ -1,0 +1,151 @@
+"""The face front end on real faces (scikit-image's astronaut and LFW crops pasted into group pictures at
+several scales and rotations): recall and false boxes against Haar, alignment accuracy measured by running
+the landmark model again on the aligned crop, bad inputs, readable drawings."""
+from __future__ import annotations
+
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from alage_edge.preprocess import Geometry, PreprocessSpec, resize_region, warp_region
+from tests.fixtures import group_picture, score_detections
+
+pytest.importorskip("skimage")
+dlib = pytest.importorskip("dlib", reason="the hog/cnn detectors need dlib-bin (the [faces] extra)")
+faces = pytest.importorskip("alage_edge.faces")
+SPEC = PreprocessSpec(size=224)
+SEEDS = range(6)
+
+
+@pytest.fixture(scope="module")
+def pictures():
+    return [group_picture(s) for s in SEEDS]
+
+
+def test_hog_finds_at_least_what_haar_finds_with_no_more_false_boxes(pictures):
+    pytest.importorskip("cv2")
+    scores = {}
+    for det in ("hog", "haar"):
+        f = faces.finder(det)
+        res = [score_detections([x.box for x in f.find(img)], truths) for img, truths in pictures]
+        scores[det] = tuple(map(sum, zip(*res)))
+    total = sum(len(t) for _, t in pictures)
+    print(f"\nfaces found / false boxes of {total}: {scores}")
+    assert scores["hog"][0] >= scores["haar"][0] and scores["hog"][1] <= scores["haar"][1], scores
+    assert scores["hog"][0] >= 0.8 * total
+
+
+def test_aligned_eyes_are_level_and_on_the_template(pictures):
+    """Re-run the landmark model on each aligned crop: eyes level within 3 degrees and within 3 px of their
+    template positions, on faces pasted at -18..+28 degrees."""
+    worst_px, worst_deg, n = 0.0, 0.0, 0
+    want = np.array(SPEC.eyes).reshape(2, 2) * SPEC.size
+    for img, _ in pictures:
+        for face, region in faces.find_faces(img, SPEC):
+            assert face.aligned and face.landmarks.shape == (5, 2)
+            again = faces.finder("hog").find(warp_region(img, region, SPEC.size))
+            assert again, "the aligned crop lost its face"
+            left, right = faces.eye_centres(again[0].landmarks)
+            worst_px = max(worst_px, *np.hypot(*(np.stack([left, right]) - want).T))
+            worst_deg = max(worst_deg, abs(np.degrees(np.arctan2(right[1] - left[1], right[0] - left[0]))))
+            n += 1
+    print(f"\n{n} aligned faces: worst eye offset {worst_px:.2f} px, worst tilt {worst_deg:.2f} deg")
+    assert n >= 25 and worst_px <= 3 and worst_deg <= 3
+
+
+def test_the_aligned_region_puts_the_eyes_on_the_template():
+    left, right = np.array([100.0, 220.0]), np.array([180.0, 160.0])  # a head turned by -36.9 degrees
+    g = SPEC.aligned_region(left, right, 400, 400)
+    np.testing.assert_allclose(g.point(np.array(SPEC.eyes).reshape(2, 2)), [left, right], atol=1e-9)
+    assert np.isclose(np.degrees(g.angle), -36.87, atol=0.01) and np.isclose(g.w, 100 / 0.28)
+    upright = Geometry(40.0, 30.0, 150.0, 150.0, 300, 300)
+    np.testing.assert_allclose(upright.to_pixels(np.array([0.1, 0.2, 0.5, 0.6])), [55, 60, 115, 120])
+
+
+def test_a_turned_warp_of_an_upright_region_is_the_plain_resize():
+    from skimage import data
+
+    img = data.astronaut()
+    for g, size in [(Geometry(150.0, 60.0, 140.0, 140.0, 512, 512), 224), (Geometry(100, 40, 300, 300, 512, 512), 64)]:
+        turned = Geometry(g.x0, g.y0, g.w, g.h, 512, 512, 1e-12)
+        diff = np.abs(warp_region(img, turned, size).astype(float) - resize_region(img, g, size).astype(float))
+        assert diff.mean() < 4, diff.mean()  # the turned path reduces first, then warps: close, not equal
+
+
+# -- bad inputs -------------------------------------------------------------------------------------------
+def _astronaut_face(scale: float = 1.0) -> np.ndarray:
+    from PIL import Image
+    from skimage import data
+
+    face = Image.fromarray(data.astronaut()[27:227, 123:323])
+    return np.asarray(face.resize((round(200 * scale),) * 2, Image.BICUBIC))
+
+
+def test_no_face_tiny_face_and_huge_picture():
+    hog = faces.finder("hog")
+    rng = np.random.default_rng(0)
+    assert hog.find(np.full((480, 640, 3), 127, np.uint8)) == []
+    assert hog.find(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)) == []
+    small = np.full((600, 800, 3), 90, np.uint8)
+    small[300:340, 400:440] = _astronaut_face(0.2)  # an 18 px face
+    assert faces.FaceFinder("hog", min_face=30).find(small) == []
+    huge = np.full((4000, 6000, 3), 90, np.uint8)
+    huge[1000:1800, 2000:2800] = _astronaut_face(4.0)
+    found = hog.find(huge)
+    assert len(found) == 1 and 2000 < found[0].box[0] < found[0].box[2] < 2800
+
+
+def test_grey_and_rgba_pictures_go_through_predict(tiny_bundle):
+    from PIL import Image
+
+    from alage_edge.estimator import AgeEstimator
+
+    face = _astronaut_face()
+    grey = np.asarray(Image.fromarray(face).convert("L"))
+    rgba = np.asarray(Image.fromarray(face).convert("RGBA"))
+    with AgeEstimator.load(tiny_bundle, backend="onnxruntime") as est, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = est.predict([grey, rgba, np.full((64, 64, 3), 50, np.uint8)], detect_faces=True)
+    assert len(res) == 2 and [n.source for n in res.no_face] == ["#2 <array (64, 64, 3) uint8>"]
+    assert all(r.face.aligned and r.face.score > 0.3 and r.face.detector == "hog" for r in res)
+
+
+def test_without_dlib_hog_falls_back_to_haar_with_a_clear_message(monkeypatch):
+    pytest.importorskip("cv2")
+    monkeypatch.setitem(sys.modules, "dlib", None)  # `import dlib` raises ImportError
+    monkeypatch.setattr(faces, "_FINDERS", {})
+    with pytest.warns(UserWarning, match=r"need dlib: pip install 'alage-edge\[faces\]'.*falling back to OpenCV"):
+        f = faces.finder("hog")
+    assert f.name == "haar"
+    with pytest.raises(faces.FaceError, match="need dlib"):
+        faces.finder("cnn")
+    with pytest.raises(ValueError, match="detector must be one of hog, cnn, haar"):
+        faces.FaceFinder("mtcnn")
+
+
+def test_a_profile_is_framed_from_its_box():
+    box = np.array([100.0, 100.0, 200.0, 200.0])
+    collapsed = np.array([[150, 140], [148, 140], [142, 140], [145, 140], [170, 170]], float)
+    frontal = np.array([[175, 140], [160, 140], [125, 140], [140, 140], [150, 170]], float)
+    assert not faces._frontal(collapsed, box) and faces._frontal(frontal, box)
+
+
+# -- drawings ---------------------------------------------------------------------------------------------
+def test_labels_stay_inside_and_do_not_overlap():
+    from PIL import Image, ImageDraw
+
+    from alage_edge.draw import _font, _place
+
+    d = ImageDraw.Draw(Image.new("RGB", (2000, 1500)))
+    font = _font(44)
+    placed = []
+    boxes = [[0, 0, 80, 80], [10, 5, 90, 85], [1950, 1450, 2000, 1500], [20, 10, 100, 90], [1000, 700, 1100, 800]]
+    for b in boxes:
+        placed.append(_place(d, "33.3±4.4", font, np.array(b, float), (2000, 1500), placed, 4))
+    for i, a in enumerate(placed):
+        assert 0 <= a[0] and a[2] <= 2000 and 0 <= a[1] and a[3] <= 1500, a
+        for b in placed[i + 1:]:
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
+    assert placed[0][3] - placed[0][1] > 40  # the font scaled up, not Pillow's 11 px default
