@@ -28,6 +28,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(if $(TORCH),$(PY) -m pip install -q "$(TORCH)")
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]" $(if $(TORCH),"$(TORCH)")
+	$(PY) -m pip install -q --no-deps nvidia-pytriton==0.7.0 || echo "no tritonserver wheel for this machine: serving tests will skip"
 	@touch $@
 
 demo: $(STAMP)

@@ -196,6 +196,15 @@ class Backend:
         with self._lock:
             return [finish(self._host_all(o)) for o in self._run_many(images)]
 
+    def infer_stream(self, stream: str, feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """One stream of a split graph on host arrays (a Triton model per stream), outputs on the host."""
+        if stream not in self._handles:
+            raise BackendError(f"{self.name}: stream {stream!r} is not loaded (loaded: {sorted(self._handles)})")
+        if self.thread_safe:
+            return {k: self._host(v) for k, v in self._run(stream, feeds).items()}
+        with self._lock:
+            return {k: self._host(v) for k, v in self._run(stream, feeds).items()}
+
     def _host_all(self, out: dict) -> Dict[str, np.ndarray]:
         return {k: self._host(v) for k, v in out.items() if k in OUTPUTS}
 

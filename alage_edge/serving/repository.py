@@ -1,0 +1,233 @@
+"""A Triton model repository from a bundle.
+
+    alage_global/     the global stream    (platform: python, onnxruntime, openvino or tensorrt)
+    alage_attention/  the attention stream (same platform; absent for a plain network)
+    alage_decode/     logits -> age, std, group, group_probs (Python backend, numpy only)
+    alage/            ensemble: image -> global -> (g) -> attention -> decode; dynamic batching on each model
+    alage_pictures/   encoded pictures -> faces -> ``alage`` (Python backend, BLS)
+    README.md
+
+``python`` runs each stream with alage-edge's own backend inside Triton's Python backend (what
+``alage-edge serve`` starts on the bundled tritonserver); the others copy the stream's ONNX / IR / plan
+for Triton's own backends.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from ..ages import HEAD_CLASSES
+from ..manifest import Manifest
+
+PLATFORMS = ("python", "onnxruntime", "openvino", "tensorrt")
+MODELS_DIR = Path(__file__).parent / "models"
+ENSEMBLE, PICTURES = "alage", "alage_pictures"
+
+
+@dataclass
+class RepoOptions:
+    platform: str = "python"
+    backend: str = "auto"  # python platform: alage-edge's backend for the streams
+    precision: Optional[str] = None
+    max_batch: int = 16
+    max_delay_us: int = 2000
+    instances: int = 1
+    threads: int = 0  # python platform: intra-op threads per stream instance (0: the backend's default)
+
+    def __post_init__(self):
+        if self.platform not in PLATFORMS:
+            raise ValueError(f"platform must be one of {', '.join(PLATFORMS)}, got {self.platform!r}")
+        for k in ("max_batch", "instances"):
+            if not isinstance(getattr(self, k), int) or getattr(self, k) < 1:
+                raise ValueError(f"{k} must be a positive integer, got {getattr(self, k)!r}")
+        if not isinstance(self.max_delay_us, int) or self.max_delay_us < 0:
+            raise ValueError(f"max_delay_us must be a non-negative integer, got {self.max_delay_us!r}")
+
+
+def _dims(shape: List[int]) -> str:
+    return "[ " + ", ".join(str(d) for d in shape[1:]) + " ]"  # batch dimension left to max_batch_size
+
+
+def _tensors(kind: str, shapes: Dict[str, List[int]], dtype: str = "TYPE_FP32") -> str:
+    return "\n".join(f'{kind} {{ name: "{n}" data_type: {dtype} dims: {_dims(s)} }}' for n, s in shapes.items())
+
+
+def _params(**kv) -> str:
+    return "\n".join(f'parameters {{ key: "{k}" value: {{ string_value: "{v}" }} }}' for k, v in kv.items())
+
+
+def _batching(o: RepoOptions) -> str:
+    sizes = sorted({b for b in (1, 2, 4, 8, 16, 32, 64) if b <= o.max_batch} | {o.max_batch})
+    return (f"dynamic_batching {{ preferred_batch_size: [ {', '.join(map(str, sizes[-2:]))} ] "
+            f"max_queue_delay_microseconds: {o.max_delay_us} }}")
+
+
+def _instances(o: RepoOptions, kind: str) -> str:
+    return f"instance_group [ {{ count: {o.instances} kind: {kind} }} ]"
+
+
+STREAM_FILES = {"onnxruntime": ("onnxruntime_onnx", "model.onnx"), "tensorrt": ("tensorrt_plan", "model.plan")}
+
+
+def stream_config(manifest: Manifest, stream: str, o: RepoOptions, bundle: Path) -> str:
+    io = manifest.io[stream]
+    head = [f'name: "alage_{stream}"', f"max_batch_size: {o.max_batch}",
+            _tensors("input", io["inputs"]), _tensors("output", io["outputs"]), _batching(o)]
+    if o.platform == "python":
+        head[1:1] = ['backend: "python"']
+        head += [_instances(o, "KIND_CPU"),
+                 _params(bundle=bundle, stream=stream, backend=o.backend, precision=o.precision or "",
+                         threads=o.threads)]
+    elif o.platform == "openvino":
+        head[1:1] = ['backend: "openvino"']
+        head += [_instances(o, "KIND_CPU")]
+    else:
+        platform, _ = STREAM_FILES[o.platform]
+        head[1:1] = [f'platform: "{platform}"']
+        head += [_instances(o, "KIND_GPU" if o.platform == "tensorrt" else "KIND_CPU")]
+    return "\n".join(head) + "\n"
+
+
+def decode_config(manifest: Manifest, o: RepoOptions) -> str:
+    c = HEAD_CLASSES[manifest.head]
+    return "\n".join([
+        'name: "alage_decode"', 'backend: "python"', f"max_batch_size: {o.max_batch}",
+        f'input {{ name: "logits" data_type: TYPE_FP32 dims: [ {c} ] }}', _decoded_outputs(),
+        _batching(o), _instances(o, "KIND_CPU"), _params(head=manifest.head)]) + "\n"
+
+
+def _decoded_outputs() -> str:
+    return "\n".join([
+        'output { name: "age" data_type: TYPE_FP32 dims: [ 1 ] }',
+        'output { name: "std" data_type: TYPE_FP32 dims: [ 1 ] }',
+        'output { name: "group" data_type: TYPE_INT32 dims: [ 1 ] }',
+        'output { name: "group_probs" data_type: TYPE_FP32 dims: [ 8 ] }'])
+
+
+def ensemble_config(manifest: Manifest, o: RepoOptions) -> str:
+    size = manifest.preprocess.size
+    att = manifest.attention
+    g_out = manifest.io["global"]["outputs"]
+    steps = ['step { model_name: "alage_global" model_version: -1 input_map { key: "image" value: "image" } '
+             + ('output_map { key: "g" value: "g" } }' if att else
+                'output_map { key: "global_logits" value: "logits" } }')]
+    outputs = [_decoded_outputs()]
+    if att:
+        boxes = manifest.io["attention"]["outputs"]["boxes"]
+        steps.append('step { model_name: "alage_attention" model_version: -1 input_map { key: "image" value: "image" } '
+                     'input_map { key: "g" value: "g" } output_map { key: "fused_logits" value: "logits" } '
+                     'output_map { key: "boxes" value: "boxes" } }')
+        outputs.append(f'output {{ name: "boxes" data_type: TYPE_FP32 dims: {_dims(boxes)} }}')
+    assert att or "global_logits" in g_out
+    steps.append('step { model_name: "alage_decode" model_version: -1 input_map { key: "logits" value: "logits" } '
+                 + " ".join(f'output_map {{ key: "{k}" value: "{k}" }}' for k in ("age", "std", "group", "group_probs"))
+                 + " }")
+    return "\n".join([f'name: "{ENSEMBLE}"', 'platform: "ensemble"', f"max_batch_size: {o.max_batch}",
+                      f'input {{ name: "image" data_type: TYPE_FP32 dims: [ 3, {size}, {size} ] }}', *outputs,
+                      "ensemble_scheduling {", *("  " + s for s in steps), "}"]) + "\n"
+
+
+def pictures_config(manifest: Manifest, o: RepoOptions, bundle: Path) -> str:
+    t = manifest.model.get("steps", 0) if manifest.attention else 0
+    return "\n".join([
+        f'name: "{PICTURES}"', 'backend: "python"', "max_batch_size: 0",
+        # UINT8, not TYPE_STRING: the Python stub of Triton 2.51 dies on a TYPE_STRING request under numpy 2
+        'input { name: "image" data_type: TYPE_UINT8 dims: [ -1 ] }',
+        'input { name: "detector" data_type: TYPE_UINT8 dims: [ -1 ] optional: true }',
+        'output { name: "age" data_type: TYPE_FP32 dims: [ -1, 1 ] }',
+        'output { name: "std" data_type: TYPE_FP32 dims: [ -1, 1 ] }',
+        'output { name: "group" data_type: TYPE_INT32 dims: [ -1, 1 ] }',
+        'output { name: "group_probs" data_type: TYPE_FP32 dims: [ -1, 8 ] }',
+        f'output {{ name: "boxes" data_type: TYPE_FP32 dims: [ -1, {t}, 4 ] }}',
+        'output { name: "face_boxes" data_type: TYPE_FP32 dims: [ -1, 4 ] }',
+        'output { name: "face_scores" data_type: TYPE_FP32 dims: [ -1, 1 ] }',
+        _instances(RepoOptions(instances=max(2, o.instances)), "KIND_CPU"),
+        _params(bundle=bundle, ensemble=ENSEMBLE, steps=t, max_batch=o.max_batch)]) + "\n"
+
+
+def stream_file(manifest: Manifest, stream: str, o: RepoOptions) -> Dict[str, Path]:
+    """The files a Triton backend loads for a stream (version folder name -> bundle file)."""
+    if o.platform == "onnxruntime":
+        return {"model.onnx": manifest.path(manifest.io[stream]["file"])}
+    arts = manifest.artifacts()
+    fmt = {"openvino": "openvino", "tensorrt": "tensorrt"}[o.platform]
+    want = o.precision or ("int8" if fmt == "openvino" else "fp16")
+    found = [a for a in arts if a.format == fmt and a.precision == want and stream in a.files]
+    if not found:
+        have = sorted({f"{a.format}-{a.precision}" for a in arts})
+        raise ValueError(f"{manifest.root}: no {fmt} {want} artifact for the {stream} stream (has {have}); "
+                         f"run alage-edge convert {manifest.root} --to {fmt} first")
+    rel = found[0].files[stream]
+    if fmt == "openvino":
+        xml = manifest.path(rel)
+        return {"model.xml": xml, "model.bin": xml.with_suffix(".bin")}
+    return {"model.plan": manifest.path(rel)}
+
+
+def write_repository(bundle, out, options: Optional[RepoOptions] = None) -> Path:
+    """Write the repository for ``bundle`` into the new folder ``out`` (refuses an existing one)."""
+    from ..atomic import staged_dir
+
+    o = options or RepoOptions()
+    manifest = Manifest.load(bundle)
+    root = Path(manifest.root).resolve()
+    out = Path(out)
+    if out.exists():
+        raise FileExistsError(f"{out} exists; a model repository is written into a new folder")
+    streams = ["global", "attention"] if manifest.attention else ["global"]
+    with staged_dir(out) as tmp:
+        for stream in streams:
+            d = tmp / f"alage_{stream}"
+            (d / "1").mkdir(parents=True)
+            (d / "config.pbtxt").write_text(stream_config(manifest, stream, o, root))
+            if o.platform == "python":
+                _copy_model(MODELS_DIR / "stream.py", d / "1")
+            else:
+                for name, src in stream_file(manifest, stream, o).items():
+                    shutil.copy(src, d / "1" / name)
+        for name, text, model in [("alage_decode", decode_config(manifest, o), "decode.py"),
+                                  (PICTURES, pictures_config(manifest, o, root), "pictures.py")]:
+            (tmp / name / "1").mkdir(parents=True)
+            (tmp / name / "config.pbtxt").write_text(text)
+            _copy_model(MODELS_DIR / model, tmp / name / "1")
+        (tmp / ENSEMBLE / "1").mkdir(parents=True)
+        (tmp / ENSEMBLE / "config.pbtxt").write_text(ensemble_config(manifest, o))
+        (tmp / "README.md").write_text(readme(manifest, o, root))
+    return out
+
+
+def _copy_model(src: Path, version_dir: Path) -> None:
+    shutil.copy(src, version_dir / "model.py")
+    shutil.copy(MODELS_DIR / "alage_triton.py", version_dir / "alage_triton.py")
+
+
+def readme(manifest: Manifest, o: RepoOptions, bundle: Path) -> str:
+    ran = ("This is the repository `alage-edge serve` runs on the tritonserver of nvidia-pytriton; the tests "
+           "load it and compare its answers with alage-edge's in-process results."
+           if o.platform == "python" else
+           f"Written for Triton's {o.platform} backend. It was checked structurally here (every config.pbtxt "
+           "parses with Triton's model_config protobuf; tensor names and shapes match the bundle's graphs) "
+           "but NOT executed: the tritonserver this project tests with carries the Python backend only.")
+    return f"""# Triton model repository: {manifest.model.get('arch')} ({o.platform})
+
+Written by `alage-edge convert {bundle} --to triton --platform {o.platform}`. {ran}
+
+| model | what | batching |
+|---|---|---|
+| `alage_global` | global stream ({o.platform}) | dynamic, max {o.max_batch}, {o.max_delay_us} us |
+| `alage_attention` | attention stream ({o.platform}) | dynamic, max {o.max_batch} |
+| `alage_decode` | logits -> age, std, group, group_probs (Python backend) | dynamic |
+| `{ENSEMBLE}` | ensemble: preprocessed `image` FP32 [3, {manifest.preprocess.size}, {manifest.preprocess.size}] in | - |
+| `{PICTURES}` | an encoded picture's bytes as UINT8 [-1] (+ optional `detector`: b"hog", b"cnn" or b"haar" as UINT8), one row per face | - |
+
+The Python models import `alage_edge` (`pip install 'alage-edge[faces]'` in the server's Python) and read
+the bundle at `{bundle}` (parameter `bundle` in their config.pbtxt: edit it if the bundle moves).
+On a Jetson, build the global stream's plan for DLA and the attention stream's for the GPU
+(`alage-edge convert BUNDLE --to tensorrt --dla-core 0`), then write this repository with
+`--platform tensorrt`: each stream is its own model, so each runs where its plan was built.
+
+    tritonserver --model-repository $PWD
+    curl localhost:8000/v2/models/{ENSEMBLE}/ready
+"""
