@@ -20,6 +20,7 @@ COMMANDS = {
     "predict": ("alage_edge.tools.predict:main", "estimate ages in pictures (table, JSON, drawn boxes)"),
     "parity": ("alage_edge.tools.parity:main", "compare every backend and precision with the PyTorch reference"),
     "bench": ("alage_edge.tools.bench:main", "latency/throughput benchmark table across backends"),
+    "serve": ("alage_edge.tools.serve:main", "serve a bundle on Triton Inference Server (HTTP, gRPC, metrics)"),
     "demo": ("alage_edge.demo:main", "the whole pipeline on the procedural data set (runs/demo)"),
 }
 

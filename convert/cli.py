@@ -67,6 +67,29 @@ FORMAT_FLAGS = {"data": "--data", "calib_size": "--calib-size", "calib_min": "--
                 "workspace": "--workspace", "batch": "--batch", "int8_path": "--int8-path", "cache": "--cache"}
 
 
+TRITON_FLAGS = {"platform": "--platform", "out": "--out", "max_batch": "--max-batch",
+                "max_delay_us": "--max-delay-us", "instances": "--instances"}
+
+
+def _triton(p: argparse.ArgumentParser, args, given: dict) -> int:
+    from alage_edge.serving.repository import RepoOptions, check_repository, write_repository
+
+    wrong = [FORMAT_FLAGS[k] for k in FORMAT_FLAGS if getattr(args, k) is not None]
+    if wrong:
+        p.error(f"{', '.join(wrong)} do not apply to --to triton")
+    platform = given.pop("platform", "python")
+    out = Path(given.pop("out", None) or f"{str(args.bundle).rstrip('/')}-triton-{platform}")
+    try:
+        opts = RepoOptions(platform=platform, precision=args.precision, **given)
+        repo = write_repository(args.bundle, out, opts)
+    except (ValueError, FileExistsError) as e:
+        p.error(str(e))
+    checked = check_repository(repo)
+    print(f"Triton model repository ({platform}) written to {repo}: {', '.join(checked)}")
+    print(f"  see {repo / 'README.md'}; run it with: tritonserver --model-repository {repo.resolve()}")
+    return 0
+
+
 def convert_main(argv: Optional[List[str]] = None) -> int:
     from alage_edge.formats import FORMATS
 
@@ -83,10 +106,12 @@ def convert_main(argv: Optional[List[str]] = None) -> int:
                "  alage-edge convert bundle/ --to openvino --precision int8 --data synth --max-drop 0.3\n"
                "  alage-edge convert bundle/ --to qdq --data synth          (on any machine)\n"
                "  alage-edge convert bundle/ --to tensorrt --precision fp16 --dla-core 0   (on the Jetson)\n"
-               "  alage-edge convert bundle/ --to tensorrt --precision int8 --data calib_faces/",
+               "  alage-edge convert bundle/ --to tensorrt --precision int8 --data calib_faces/\n"
+               "  alage-edge convert bundle/ --to triton --platform onnxruntime --out triton-repo/   (your own Triton)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle", help="bundle folder with manifest.json")
-    p.add_argument("--to", required=True, choices=[f.name for f in FORMATS.values() if f.builder])
+    p.add_argument("--to", required=True, choices=[f.name for f in FORMATS.values() if f.builder] + ["triton"],
+                   help="an artifact format, or triton: a Triton model repository written beside the bundle")
     p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default=None,
                    help="default: fp32 (int8 for qdq)")
     p.add_argument("--no-progress", action="store_true")
@@ -106,7 +131,20 @@ def convert_main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--int8-path", choices=["calibrator", "qdq"],
                    help="tensorrt int8: implicit calibrator (TensorRT <= 10) or explicit Q/DQ (default by version)")
     p.add_argument("--cache", help="folder for cached synth splits")
+    t = p.add_argument_group("--to triton")
+    t.add_argument("--platform", choices=["python", "onnxruntime", "openvino", "tensorrt"],
+                   help="what runs each stream: Triton's Python backend with alage-edge (default), or Triton's "
+                        "onnxruntime / openvino / tensorrt backend on the bundle's files")
+    t.add_argument("--out", help="the new repository folder (default: BUNDLE-triton-PLATFORM beside the bundle)")
+    t.add_argument("--max-batch", type=int, help="largest merged batch (default 16)")
+    t.add_argument("--max-delay-us", type=int, help="dynamic batcher delay in microseconds (default 2000)")
+    t.add_argument("--instances", type=int, help="instances per model (default 1)")
     args = p.parse_args(argv)
+    triton = {k: getattr(args, k) for k in TRITON_FLAGS if getattr(args, k) is not None}
+    if args.to == "triton":
+        return _triton(p, args, triton)
+    if triton:
+        p.error(f"{', '.join(TRITON_FLAGS[k] for k in triton)} apply to --to triton only")
     fmt = FORMATS[args.to]
     precision = args.precision or ("int8" if args.to == "qdq" else "fp32")
     if precision not in fmt.precisions:

@@ -34,6 +34,9 @@ class TritonClient:
         self.tc = tc
         self.url = url
 
+    def describe(self) -> str:
+        return f"Triton Inference Server at {self.url} ({self.protocol})"
+
     def _input(self, name: str, array: np.ndarray, dtype: str):
         i = self.tc.InferInput(name, list(array.shape), dtype)
         i.set_data_from_numpy(array)
@@ -62,6 +65,8 @@ class TritonClient:
     def predict(self, sources: Iterable, detect_faces: Union[bool, str] = False, errors: str = "raise"):
         """Files (paths or bytes) -> ``Results`` like ``AgeEstimator.predict`` (no distribution: the server
         answers group probabilities)."""
+        from tritonclient.utils import InferenceServerException
+
         from ..ages import GROUP_NAMES
         from ..estimator import ItemError, NoFace, Results
         from ..images import ImageError, describe
@@ -73,8 +78,7 @@ class TritonClient:
             try:
                 data = src if isinstance(src, bytes) else open(src, "rb").read()
                 d = self.picture(data, detect_faces)
-            except (OSError, self.tc.InferenceServerException if hasattr(self.tc, "InferenceServerException")
-                    else OSError) as e:
+            except (OSError, InferenceServerException) as e:
                 if errors == "raise":
                     raise ImageError(f"{name}: {e}") from e
                 out.errors.append(ItemError(name, str(e)))

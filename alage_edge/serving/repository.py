@@ -58,10 +58,12 @@ def _params(**kv) -> str:
     return "\n".join(f'parameters {{ key: "{k}" value: {{ string_value: "{v}" }} }}' for k, v in kv.items())
 
 
-def _batching(o: RepoOptions) -> str:
+def _batching(o: RepoOptions, first: bool = True) -> str:
+    """The global stream (the ensemble's first step) waits up to max_delay_us to merge requests; the later
+    steps get its merged batches and only merge what is already queued (no added delay)."""
     sizes = sorted({b for b in (1, 2, 4, 8, 16, 32, 64) if b <= o.max_batch} | {o.max_batch})
     return (f"dynamic_batching {{ preferred_batch_size: [ {', '.join(map(str, sizes[-2:]))} ] "
-            f"max_queue_delay_microseconds: {o.max_delay_us} }}")
+            f"max_queue_delay_microseconds: {o.max_delay_us if first else 0} }}")
 
 
 def _instances(o: RepoOptions, kind: str) -> str:
@@ -74,7 +76,7 @@ STREAM_FILES = {"onnxruntime": ("onnxruntime_onnx", "model.onnx"), "tensorrt": (
 def stream_config(manifest: Manifest, stream: str, o: RepoOptions, bundle: Path) -> str:
     io = manifest.io[stream]
     head = [f'name: "alage_{stream}"', f"max_batch_size: {o.max_batch}",
-            _tensors("input", io["inputs"]), _tensors("output", io["outputs"]), _batching(o)]
+            _tensors("input", io["inputs"]), _tensors("output", io["outputs"]), _batching(o, stream == "global")]
     if o.platform == "python":
         head[1:1] = ['backend: "python"']
         head += [_instances(o, "KIND_CPU"),
@@ -95,7 +97,7 @@ def decode_config(manifest: Manifest, o: RepoOptions) -> str:
     return "\n".join([
         'name: "alage_decode"', 'backend: "python"', f"max_batch_size: {o.max_batch}",
         f'input {{ name: "logits" data_type: TYPE_FP32 dims: [ {c} ] }}', _decoded_outputs(),
-        _batching(o), _instances(o, "KIND_CPU"), _params(head=manifest.head)]) + "\n"
+        _batching(o, first=False), _instances(o, "KIND_CPU"), _params(head=manifest.head)]) + "\n"
 
 
 def _decoded_outputs() -> str:
@@ -177,6 +179,7 @@ def write_repository(bundle, out, options: Optional[RepoOptions] = None) -> Path
     if out.exists():
         raise FileExistsError(f"{out} exists; a model repository is written into a new folder")
     streams = ["global", "attention"] if manifest.attention else ["global"]
+    to_build: List[str] = []  # tensorrt: plans are built on the target device, not here
     with staged_dir(out) as tmp:
         for stream in streams:
             d = tmp / f"alage_{stream}"
@@ -184,9 +187,16 @@ def write_repository(bundle, out, options: Optional[RepoOptions] = None) -> Path
             (d / "config.pbtxt").write_text(stream_config(manifest, stream, o, root))
             if o.platform == "python":
                 _copy_model(MODELS_DIR / "stream.py", d / "1")
-            else:
-                for name, src in stream_file(manifest, stream, o).items():
-                    shutil.copy(src, d / "1" / name)
+                continue
+            try:
+                files = stream_file(manifest, stream, o)
+            except ValueError:
+                if o.platform != "tensorrt":
+                    raise
+                to_build.append(stream)
+                continue
+            for name, src in files.items():
+                shutil.copy(src, d / "1" / name)
         for name, text, model in [("alage_decode", decode_config(manifest, o), "decode.py"),
                                   (PICTURES, pictures_config(manifest, o, root), "pictures.py")]:
             (tmp / name / "1").mkdir(parents=True)
@@ -194,8 +204,39 @@ def write_repository(bundle, out, options: Optional[RepoOptions] = None) -> Path
             _copy_model(MODELS_DIR / model, tmp / name / "1")
         (tmp / ENSEMBLE / "1").mkdir(parents=True)
         (tmp / ENSEMBLE / "config.pbtxt").write_text(ensemble_config(manifest, o))
-        (tmp / "README.md").write_text(readme(manifest, o, root))
+        (tmp / "README.md").write_text(readme(manifest, o, root, to_build))
     return out
+
+
+def check_repository(repo) -> List[str]:
+    """Parse every config.pbtxt with Triton's own model-config protobuf (from tritonclient) and compare
+    the tensor names and shapes of each ONNX file with its config; raise ValueError on a mismatch.
+    Returns one line per model checked."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    lines = []
+    for cfg in sorted(Path(repo).glob("*/config.pbtxt")):
+        try:
+            m = text_format.Parse(cfg.read_text(), model_config_pb2.ModelConfig())
+        except text_format.ParseError as e:
+            raise ValueError(f"{cfg}: not a valid Triton model config ({e})") from None
+        if m.name != cfg.parent.name:
+            raise ValueError(f"{cfg}: name {m.name!r} is not its folder's {cfg.parent.name!r}")
+        onnx_file = cfg.parent / "1" / "model.onnx"
+        if onnx_file.is_file():
+            import onnx
+
+            g = onnx.load(str(onnx_file), load_external_data=False).graph
+            dims = lambda vi: [d.dim_value or -1 for d in vi.type.tensor_type.shape.dim][1:]  # noqa: E731
+            for kind, want, got in (("input", m.input, g.input), ("output", m.output, g.output)):
+                have = {v.name: dims(v) for v in got}
+                for t in want:
+                    if have.get(t.name) != list(t.dims):
+                        raise ValueError(f"{cfg}: {kind} {t.name} {list(t.dims)} does not match {onnx_file.name} "
+                                         f"({have})")
+        lines.append(f"{m.name} ({m.platform or m.backend})")
+    return lines
 
 
 def _copy_model(src: Path, version_dir: Path) -> None:
@@ -203,17 +244,22 @@ def _copy_model(src: Path, version_dir: Path) -> None:
     shutil.copy(MODELS_DIR / "alage_triton.py", version_dir / "alage_triton.py")
 
 
-def readme(manifest: Manifest, o: RepoOptions, bundle: Path) -> str:
+def readme(manifest: Manifest, o: RepoOptions, bundle: Path, to_build: List[str]) -> str:
     ran = ("This is the repository `alage-edge serve` runs on the tritonserver of nvidia-pytriton; the tests "
            "load it and compare its answers with alage-edge's in-process results."
            if o.platform == "python" else
            f"Written for Triton's {o.platform} backend. It was checked structurally here (every config.pbtxt "
            "parses with Triton's model_config protobuf; tensor names and shapes match the bundle's graphs) "
            "but NOT executed: the tritonserver this project tests with carries the Python backend only.")
+    build = "" if not to_build else (
+        "\n**Before use: build the TensorRT plans on the target device** (the bundle had none for "
+        f"{', '.join(to_build)}): `alage-edge convert {bundle} --to tensorrt --precision fp16 --dla-core 0` on the "
+        "Jetson, then write this repository again there (it copies the plans in), or copy each stream's engine "
+        "from the bundle's tensorrt/ folder to " + ", ".join(f"`alage_{s}/1/model.plan`" for s in to_build) + ".\n")
     return f"""# Triton model repository: {manifest.model.get('arch')} ({o.platform})
 
 Written by `alage-edge convert {bundle} --to triton --platform {o.platform}`. {ran}
-
+{build}
 | model | what | batching |
 |---|---|---|
 | `alage_global` | global stream ({o.platform}) | dynamic, max {o.max_batch}, {o.max_delay_us} us |

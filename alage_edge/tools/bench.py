@@ -193,7 +193,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                     "drift against PyTorch, p50/p99 latency, images/s, peak memory and the speed-up over "
                     "PyTorch eager, at each batch size. Records the machine and library versions.",
         epilog="examples:\n  alage-edge bench bundle/\n  alage-edge bench bundle/ --batch 1,8,32 --out runs/bench\n"
-               "  alage-edge bench bundle/ --runs torch-fp32,openvino-int8-openvino --json",
+               "  alage-edge bench bundle/ --runs torch-fp32,openvino-int8-openvino --json\n"
+               "  alage-edge bench bundle/ --serve --serve-runs onnxruntime-fp32 --concurrency 1,4 --seconds 2",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle")
     p.add_argument("--runs", default=None, help="comma-separated runs (default: all that can run here): "
@@ -206,7 +207,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", default=None, help="write bench.json, bench.md and bench.png here")
     p.add_argument("--cache", default=None)
+    s = p.add_argument_group("--serve: through the real Triton Inference Server")
+    s.add_argument("--serve", action="store_true", help="load-test the bundle served by tritonserver instead")
+    s.add_argument("--serve-runs", default="onnxruntime-fp32,openvino-int8",
+                   help="BACKEND-PRECISION runs to serve one after the other (default onnxruntime-fp32,openvino-int8)")
+    s.add_argument("--concurrency", type=_batches, default=(1, 4, 16, 64), help="clients (default 1,4,16,64)")
+    s.add_argument("--seconds", type=float, default=5.0, help="seconds per concurrency level (default 5)")
+    s.add_argument("--protocol", choices=["http", "grpc"], default="http")
     args = p.parse_args(argv)
+    if args.serve:
+        from .serve_bench import run_serve_bench
+
+        return run_serve_bench(args)
     rep = run_bench(args.bundle, args.runs.split(",") if args.runs else None,
                     args.batch, args.data, args.n, args.warmup, args.iters,
                     cache_dir=args.cache)

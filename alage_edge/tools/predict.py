@@ -18,7 +18,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                "examples:\n  alage-edge predict bundle/ face.jpg\n"
                "  alage-edge predict bundle/ crowd.jpg --detect-faces --draw out/\n"
                "  alage-edge predict bundle/ crowd.jpg --detect-faces --detector cnn --min-face 40 --json\n"
-               "  alage-edge predict bundle/ *.png --backend openvino --precision int8 --json",
+               "  alage-edge predict bundle/ *.png --backend openvino --precision int8 --json\n"
+               "  alage-edge predict bundle/ crowd.jpg --detect-faces --url http://localhost:8000   (alage-edge serve)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle")
     p.add_argument("images", nargs="+", help="image files (JPEG, PNG, ...)")
@@ -32,6 +33,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--min-face", type=_positive, default=20, metavar="PX",
                    help="smallest face box side kept, in picture pixels (default 20)")
     p.add_argument("--batch-size", type=_positive, default=8)
+    p.add_argument("--url", default=None, help="send the pictures to a running `alage-edge serve` (http://host:8000 or "
+                   "grpc://host:8001) instead of running the bundle here")
     p.add_argument("--json", action="store_true", help="print one JSON document (results and per-file errors)")
     p.add_argument("--draw", default=None, metavar="OUT_DIR", help="write each picture with boxes and ages drawn "
                    "(new files only: an input or an existing file is never overwritten)")
@@ -41,9 +44,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ..images import load_image
     from ..table import table
 
-    est = AgeEstimator.load(args.bundle, backend=args.backend, precision=args.precision, device=args.device,
-                            batch_size=args.batch_size, min_face=args.min_face)
-    results = est.predict(args.images, detect_faces=args.detect_faces and args.detector, errors="skip")
+    if args.url:
+        from ..serving.client import TritonClient
+
+        est = TritonClient(args.url)
+        try:
+            results = est.predict(args.images, detect_faces=args.detect_faces and args.detector, errors="skip")
+        finally:
+            est.close()
+    else:
+        est = AgeEstimator.load(args.bundle, backend=args.backend, precision=args.precision, device=args.device,
+                                batch_size=args.batch_size, min_face=args.min_face)
+        results = est.predict(args.images, detect_faces=args.detect_faces and args.detector, errors="skip")
     for e in results.errors:
         print(f"alage-edge predict: {e.source}: {e.error}", file=sys.stderr)
     found = {r.source for r in results}
