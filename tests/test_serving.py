@@ -106,11 +106,15 @@ def test_bad_requests_get_errors_and_the_server_keeps_serving(served, local, syn
 
 def test_convert_to_triton_writes_repositories_that_parse_and_match_their_graphs(trained_bundle, tmp_path, capsys):
     from alage_edge.cli import main
+    from alage_edge.manifest import Manifest
     from alage_edge.serving.repository import check_repository
 
-    for platform in ("python", "onnxruntime", "tensorrt"):
+    has_ir = bool(Manifest.load(trained_bundle).find("openvino", "fp32"))
+    for platform in ("python", "onnxruntime", "tensorrt") + (("openvino",) if has_ir else ()):
         out = tmp_path / platform
-        assert main(["convert", str(trained_bundle), "--to", "triton", "--platform", platform, "--out", str(out)]) == 0
+        extra = ["--precision", "fp32"] if platform == "openvino" else []
+        assert main(["convert", str(trained_bundle), "--to", "triton", "--platform", platform, "--out", str(out)]
+                    + extra) == 0
         checked = check_repository(out)  # Triton's model_config protobuf; ONNX names and shapes
         assert len(checked) == 5 and (out / "README.md").is_file()
     assert (tmp_path / "onnxruntime" / "alage_global" / "1" / "model.onnx").is_file()

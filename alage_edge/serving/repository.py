@@ -223,20 +223,36 @@ def check_repository(repo) -> List[str]:
             raise ValueError(f"{cfg}: not a valid Triton model config ({e})") from None
         if m.name != cfg.parent.name:
             raise ValueError(f"{cfg}: name {m.name!r} is not its folder's {cfg.parent.name!r}")
-        onnx_file = cfg.parent / "1" / "model.onnx"
-        if onnx_file.is_file():
-            import onnx
-
-            g = onnx.load(str(onnx_file), load_external_data=False).graph
-            dims = lambda vi: [d.dim_value or -1 for d in vi.type.tensor_type.shape.dim][1:]  # noqa: E731
-            for kind, want, got in (("input", m.input, g.input), ("output", m.output, g.output)):
-                have = {v.name: dims(v) for v in got}
-                for t in want:
+        for graph, read in (("model.onnx", _onnx_io), ("model.xml", _openvino_io)):
+            path = cfg.parent / "1" / graph
+            io = read(path) if path.is_file() else None
+            for kind, want in (("input", m.input), ("output", m.output)):
+                have = (io or {}).get(kind)
+                for t in want if have is not None else ():
                     if have.get(t.name) != list(t.dims):
-                        raise ValueError(f"{cfg}: {kind} {t.name} {list(t.dims)} does not match {onnx_file.name} "
-                                         f"({have})")
+                        raise ValueError(f"{cfg}: {kind} {t.name} {list(t.dims)} does not match {graph} ({have})")
         lines.append(f"{m.name} ({m.platform or m.backend})")
     return lines
+
+
+def _onnx_io(path: Path) -> Dict[str, Dict[str, List[int]]]:
+    import onnx
+
+    g = onnx.load(str(path), load_external_data=False).graph
+    dims = lambda vi: [d.dim_value or -1 for d in vi.type.tensor_type.shape.dim][1:]  # noqa: E731
+    return {"input": {v.name: dims(v) for v in g.input}, "output": {v.name: dims(v) for v in g.output}}
+
+
+def _openvino_io(path: Path) -> Optional[Dict[str, Dict[str, List[int]]]]:
+    """Names and shapes (batch left out) of an IR, or None where OpenVINO is not installed."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return None
+    model = ov.Core().read_model(str(path))
+    dims = lambda p: [d.get_length() if d.is_static else -1 for d in p.get_partial_shape()][1:]  # noqa: E731
+    return {"input": {p.get_any_name(): dims(p) for p in model.inputs},
+            "output": {p.get_any_name(): dims(p) for p in model.outputs}}
 
 
 def _copy_model(src: Path, version_dir: Path) -> None:
