@@ -149,3 +149,33 @@ def test_labels_stay_inside_and_do_not_overlap():
         for b in placed[i + 1:]:
             assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
     assert placed[0][3] - placed[0][1] > 40  # the font scaled up, not Pillow's 11 px default
+
+
+def test_training_on_in_the_wild_pictures_aligns_them_like_predict(tmp_path):
+    """A CSV set with align=hog: each picture's largest face, aligned by find_faces at the input size;
+    a picture without a face raises an ImageError that names it (the trainer counts and names those)."""
+    from PIL import Image
+
+    from alage_edge.data import open_splits
+    from alage_edge.images import ImageError
+
+    face = Image.fromarray(_astronaut_face())
+    rows = ["path,age,subject,split"]
+    for k, angle in enumerate((0, 20, -25)):
+        canvas = Image.new("RGB", (500, 400), (90, 100, 110))
+        canvas.paste(face.rotate(angle, resample=Image.BICUBIC), (150 + 20 * k, 100))
+        canvas.save(tmp_path / f"p{k}.jpg")
+        rows.append(f"p{k}.jpg,{30 + k},s{k},train")
+    Image.new("RGB", (300, 300), (90, 100, 110)).save(tmp_path / "empty.jpg")
+    rows.append("empty.jpg,40,s9,train")
+    (tmp_path / "set.csv").write_text("\n".join(rows) + "\n")
+    train = open_splits(f"csv:{tmp_path / 'set.csv'},align=hog", size=224)["train"]
+    assert "aligned by hog" in train.name
+    want = np.array(SPEC.eyes).reshape(2, 2) * 224
+    for i in range(3):
+        crop = train.image(i)
+        assert crop.shape == (224, 224, 3)
+        left, right = faces.eye_centres(faces.finder("hog").find(crop)[0].landmarks)
+        assert np.hypot(*(np.stack([left, right]) - want).T).max() < 4
+    with pytest.raises(ImageError, match="empty.jpg: no face found by the hog detector"):
+        train.image(3)
