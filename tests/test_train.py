@@ -81,15 +81,20 @@ def test_stages_freeze_the_global_stream(tmp_path):
                                         read_checkpoint(tmp_path / "b" / "run" / "last.pt")["state_dict"][att_keys[0]])
 
 
-def test_warm_start_makes_fused_equal_global():
+@pytest.mark.parametrize("detail", [1, 2])
+def test_warm_start_makes_fused_equal_global(detail):
+    """Fused starts equal to global; the local CNN copies the global backbone only at detail scale 1
+    (with a detail image it reads pixels the global backbone never saw)."""
     from alage_edge.model import build_model
 
-    m = build_model("al_resnet18", **TINY).eval()
-    warm_start_attention(m)
-    x = torch.randn(3, 3, 64, 64)
+    m = build_model("al_resnet18", **{**TINY, "detail_scale": detail}).eval()
+    done = warm_start_attention(m)
+    x = torch.randn(3, 3, 64 * detail, 64 * detail)
     with torch.no_grad():
         out = m(x)
     torch.testing.assert_close(out["fused_logits"], out["global_logits"])
+    same = torch.equal(m.attention_stream.local.conv1.weight, m.global_stream.backbone.conv1.weight)
+    assert same == (detail == 1) and ("local CNN <- global backbone" in done) == (detail == 1)
 
 
 def test_kill_and_resume_gives_the_same_weights(tmp_path):

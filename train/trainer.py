@@ -416,14 +416,17 @@ class Trainer:
 @torch.no_grad()
 def warm_start_attention(model: ALNet) -> List[str]:
     """Start the attention stage from what the global stage learnt, so the fused output begins
-    exactly where the global one ends and the local stream only has to add to it:
-    the local CNN is a copy of the global backbone (when they have the same shape), the local
-    head a copy of the global head, and the fused head reads g through the global head's
-    weights with zero weight on the local features."""
+    exactly where the global one ends and the local stream only has to add to it: the fused head
+    reads g through the global head's weights with zero weight on the local features. The local CNN
+    (and its head) start as copies of the global backbone only where they read pixels at the global
+    stream's resolution (detail_scale 1, same shape): with a detail image the crops hold detail the
+    global backbone never saw, and the copy was measured to hurt (compact claim, seeds 0/1: MAE 11.31
+    and 11.32 with the copy, 9.38 and 7.86 from a fresh local CNN)."""
     att, glob, done = model.attention_stream, model.global_stream, []
     if att is None:
         return done
-    if model.cfg.local_backbone == model.cfg.backbone and model.cfg.local_width == model.cfg.width:
+    if model.cfg.local_backbone == model.cfg.backbone and model.cfg.local_width == model.cfg.width \
+            and model.cfg.detail_scale == 1:
         att.local.load_state_dict(glob.backbone.state_dict())
         att.local_head.load_state_dict(glob.head.state_dict())
         done += ["local CNN <- global backbone", "local head <- global head"]
