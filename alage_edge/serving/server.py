@@ -74,6 +74,8 @@ def _env(home: Path) -> dict:
     return env
 
 
+# Where tritonserver's Python backend itself writes, whatever TMPDIR says (fixed in Triton, not ours): what
+# appears there while our server runs is removed on stop.
 TEMP_LEFTOVERS = ("/tmp/folder*", "/tmp/python_env_*", "/dev/shm/triton_python_backend_shm_region_*")
 
 
