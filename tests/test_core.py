@@ -164,6 +164,28 @@ def test_one_preprocessing_through_the_paths_each_stage_takes(tmp_path):
     assert np.abs(synth_set(man, "synth:n=8,n_test=4,seed=3", n=4).images - want).max() < 1e-6
 
 
+def test_training_augmentation_moves_whole_pixels_of_the_runtime_preprocessing():
+    """Training images hold the same pixels as the runtime's (no second resampling to blur 1-px detail):
+    without colour jitter, an augmented face is the preprocessed face moved by whole pixels (maybe flipped)."""
+    pytest.importorskip("torch")
+    from alage_edge.data import open_dataset
+    from alage_edge.preprocess import PreprocessSpec, warp_region
+    from alage_edge.train.dataset import augment
+
+    spec = PreprocessSpec(size=64, crop_fraction=0.9)
+    img = open_dataset("synth:n=8,n_test=4,seed=3", split="test", size=80).image(0)
+    ref = warp_region(img, spec.region(img), spec.size)
+    m = round(0.06 * spec.size)
+    moves = set()
+    for k in range(12):
+        out = augment(img, spec, np.random.default_rng(k), jitter=0.0)
+        found = [(dx, dy, f) for f in (False, True) for dx in range(-m, m + 1) for dy in range(-m, m + 1)
+                 if np.array_equal((out[:, ::-1] if f else out)[m:-m, m:-m], np.roll(ref, (-dy, -dx), (0, 1))[m:-m, m:-m])]
+        assert found, f"augmented image {k} is not a whole-pixel move of the preprocessed face"
+        moves.add(found[0])
+    assert len(moves) > 6  # and it does move
+
+
 def test_convert_refuses_a_flag_of_another_format(tiny_bundle, capsys):
     from alage_edge.cli import main
 

@@ -206,6 +206,19 @@ def test_a_folder_holding_another_run_is_refused_unless_resume_or_overwrite(tmp_
     assert old == 0 and read_checkpoint(tmp_path / "run" / "best.pt")["meta"]["train"]["seed"] == 1
 
 
+def test_a_run_from_before_a_setting_existed_resumes_with_its_default(tmp_path):
+    """A config.json lacking a key (written before the setting was added) ran with its default."""
+    train(_cfg(tmp_path, arch="resnet18", epochs=(1, 0, 0)))
+    path = tmp_path / "run" / "config.json"
+    stored = json.loads(path.read_text())
+    del stored["clip"]
+    path.write_text(json.dumps(stored))
+    train(_cfg(tmp_path, arch="resnet18", epochs=(1, 0, 0), resume=True))  # finished: only checked
+    path.write_text(json.dumps(stored))
+    with pytest.raises(ValueError, match=r"other settings: clip: 5.0 then, 1.0 now"):
+        train(_cfg(tmp_path, arch="resnet18", epochs=(1, 0, 0), resume=True, clip=1.0))
+
+
 def test_stale_temp_files_of_this_run_are_cleaned(tmp_path):
     (tmp_path / "run").mkdir()
     stale = tmp_path / "run" / ".last.pt.x1y2.tmp.pt"

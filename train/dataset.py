@@ -5,7 +5,7 @@ resumed run draws exactly what the interrupted one would have.
 """
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List
 
 import numpy as np
 import torch
@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 from alage_edge.ages import DEX_CLASSES
 from alage_edge.data.base import FaceSet
 from alage_edge.images import ImageError
-from alage_edge.preprocess import Geometry, PreprocessSpec, centre_region, normalize, resize_region
+from alage_edge.preprocess import PreprocessSpec, normalize, warp_region
 
 
 class FaceDataset(Dataset):
@@ -49,23 +49,22 @@ class FaceDataset(Dataset):
         return x, torch.tensor(age, dtype=torch.float32), torch.tensor(int(self.groups[i])), torch.tensor(ok), i
 
 
-def augment(img: np.ndarray, spec: PreprocessSpec, rng: np.random.Generator,
-            scale: Tuple[float, float] = (0.8, 1.0), ratio: Tuple[float, float] = (0.9, 1.1),
+def augment(img: np.ndarray, spec: PreprocessSpec, rng: np.random.Generator, shift: float = 0.06,
             flip: bool = True, jitter: float = 0.2) -> np.ndarray:
     """Training augmentation on uint8 RGB -> uint8 (S, S, 3); normalise with ``normalize``.
 
-    Random resized crop with a mild scale range (faces are aligned: the crop
-    must keep the face), horizontal flip, brightness/contrast/saturation jitter.
+    The face is brought to the model's input exactly as at run time (one resampling of the picture, none
+    when it already is S x S), then moved by a whole number of pixels (up to ``shift`` of the side, edges
+    repeated), flipped, and colour-jittered. No second resampling: a bilinear random-resized crop blurred
+    1-px detail in training images only, so the detail image of a test face looked sharper than anything
+    the model had been trained on (issue 11).
     """
-    h, w = img.shape[:2]
-    base = centre_region(h, w, spec)
-    area = base.w * base.h * rng.uniform(*scale)
-    aspect = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1])))
-    cw = min(np.sqrt(area * aspect), float(w))
-    ch = min(np.sqrt(area / aspect), float(h))
-    x0 = rng.uniform(0, w - cw) if w > cw else 0.0
-    y0 = rng.uniform(0, h - ch) if h > ch else 0.0
-    out = resize_region(img, Geometry(x0, y0, cw, ch, w, h), spec.size)
+    out = warp_region(img, spec.region(img), spec.size)
+    if shift > 0:
+        m = int(round(shift * spec.size))
+        dx, dy = (int(v) for v in rng.integers(-m, m + 1, size=2))
+        padded = np.pad(out, ((m, m), (m, m), (0, 0)), mode="edge")
+        out = padded[m + dy:m + dy + spec.size, m + dx:m + dx + spec.size]
     if flip and rng.random() < 0.5:
         out = out[:, ::-1]
     if jitter > 0:

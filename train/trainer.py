@@ -233,11 +233,13 @@ class Trainer:
         stored_path = self.out / "config.json"
         if stored_path.is_file():
             stored, now = json.loads(stored_path.read_text()), _jsonable(self.cfg)
-            diff = sorted(k for k in set(stored) | set(now) if k not in self.RESUMABLE
-                          and json.dumps(stored.get(k), sort_keys=True) != json.dumps(now.get(k), sort_keys=True))
+            before = _jsonable(TrainConfig())  # a key a run's config lacks was added since: it ran with the default
+            then = {k: stored.get(k, before.get(k)) for k in set(stored) | set(now)}
+            diff = sorted(k for k in then if k not in self.RESUMABLE
+                          and json.dumps(then[k], sort_keys=True) != json.dumps(now.get(k), sort_keys=True))
             if diff:
                 raise ValueError(f"--resume: {self.out} was trained with other settings: "
-                                 + "; ".join(f"{k}: {stored.get(k)!r} then, {now.get(k)!r} now" for k in diff)
+                                 + "; ".join(f"{k}: {then[k]!r} then, {now.get(k)!r} now" for k in diff)
                                  + " (use the same settings, or --overwrite to start over)")
 
     # -- checkpoints -----------------------------------------------------------------------------
