@@ -6,16 +6,19 @@ import pytest
 pytest.importorskip("torch")
 
 
-def test_claim_trains_evaluates_and_reports(tmp_path, monkeypatch):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_claim_trains_evaluates_and_reports(tmp_path, jobs):
+    """jobs=2 trains in two spawned worker processes (which see the preset: it travels with each job)."""
     import alage_edge.train.claim as claim
 
-    monkeypatch.setattr(claim, "PRESET", "tiny")
     text = claim.run_claim(str(tmp_path), seeds=[0], n_train=48, n_test=16, epochs=(1, 1, 1), ablation=False,
-                           latency_for=(), progress=False, only=["global@S", "AL@S detail2"])
+                           latency_for=(), progress=False, only=["global@S", "AL@S detail2"], jobs=jobs,
+                           preset="tiny")
     rows = json.loads((tmp_path / "claim.json").read_text())["rows"]
     assert [r["model"] for r in rows] == ["global@S", "AL@S detail2"] and all(r["images"] == 16 for r in rows)
     assert rows[1]["gflops"] > rows[0]["gflops"] > 0 and "box_hit_mean" in rows[1]
     assert "AL@S detail2 / global@S MAE per seed" in text and (tmp_path / "claim.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "claim.json").read_text())["jobs"] == jobs
     again = claim.run_claim(str(tmp_path), seeds=[0], n_train=48, n_test=16, epochs=(1, 1, 1), ablation=False,
-                            latency_for=(), progress=False, only=["global@S"])  # a finished run is only evaluated
+                            latency_for=(), progress=False, only=["global@S"], preset="tiny")  # a finished run is only evaluated
     assert "global@S" in again

@@ -220,3 +220,15 @@ def test_a_users_train_py_does_not_shadow_ours(tmp_path):
     r = subprocess.run([sys.executable, "-c", "import importlib.util as u; print(u.find_spec('train'))"],
                        cwd=ROOT.parent, capture_output=True, text=True, env=env, timeout=60)
     assert r.stdout.strip() == "None", "an installed top-level `train` package exists"
+
+
+def test_detail_cost_benchmark_prints_its_table(capsys, monkeypatch):
+    import runpy
+    import sys
+    from pathlib import Path
+
+    monkeypatch.setattr(sys, "argv", ["detail_cost.py", "--iters", "1"])
+    with pytest.raises(SystemExit) as e:
+        runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / "detail_cost.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and "CPU:" in out and "| 448 " in out and "2352" in out

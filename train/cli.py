@@ -116,7 +116,7 @@ def eval_main(argv: Optional[List[str]] = None) -> int:
                     "Several checkpoints with a folded protocol (adience, fgnet): checkpoint k is tested on "
                     "fold k and the table shows mean and std over folds.",
         epilog="examples:\n  alage-edge eval runs/al18/best.pt --data synth\n"
-               "  alage-edge eval --claim --out runs/claim      (the fair attention-vs-global protocol, ~1 h)\n"
+               "  alage-edge eval --claim --out runs/claim --jobs 2   (the fair attention-vs-global protocol, ~40 min)\n"
                "  alage-edge eval runs/a0/best.pt runs/a1/best.pt runs/a2/best.pt runs/a3/best.pt runs/a4/best.pt "
                "--data adience:/data/adience --json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -126,6 +126,8 @@ def eval_main(argv: Optional[List[str]] = None) -> int:
                         "on the same data and epochs; 3 seeds for the claim, an ablation on one")
     p.add_argument("--out", default="runs/claim", help="with --claim: the run folder")
     p.add_argument("--seeds", default="0,1,2", help="with --claim: seeds of the claim's two models")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="with --claim: training runs at a time, each in its own process with a share of the cores")
     p.add_argument("--no-ablation", action="store_true", help="with --claim: skip T=1/2 and fusion=mean")
     p.add_argument("--data", default="synth", help=DATA_HELP)
     p.add_argument("--split", choices=["train", "val", "test"], default="test")
@@ -135,9 +137,12 @@ def eval_main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--cache", default=None, help="folder for cached synth splits")
     args = p.parse_args(argv)
     if args.claim:
+        if args.jobs < 1:
+            p.error(f"--jobs must be a positive integer, got {args.jobs}")
         from .claim import run_claim
 
-        print(run_claim(args.out, seeds=[int(x) for x in args.seeds.split(",")], ablation=not args.no_ablation))
+        print(run_claim(args.out, seeds=[int(x) for x in args.seeds.split(",")], ablation=not args.no_ablation,
+                        jobs=args.jobs))
         return 0
     if not args.checkpoints:
         p.error("give checkpoint(s), or --claim")
