@@ -16,6 +16,9 @@ PRESETS = {
     # A 14x14 thumbnail of the input fed to the LSTM (a linear probe on it locates the age regions with
     # R^2 0.76-0.82, on g only 0.22-0.45): the boxes moved, but off the regions (val box hits 0.15 / 0.34,
     # MAE 10.39 / 7.32 after 3 joint epochs against 8.22 / 7.54, seeds 0/1).
+    # The local CNN trained already in stage 1 on crops at the initial boxes (own loss, global stream
+    # untouched): once the LSTM moved the boxes in stage 2 they left the regions (val box hits 0.15 / 0.17)
+    # and the model ended worse: 10.90 / 9.09 against 7.95 / 6.80 (seeds 0/1).
     "compact": {"model": {"img_size": 112, "width": 16, "local_width": 16, "crop_size": 56, "hidden": 128},
                 "epochs": (4, 4, 4), "batch_size": 64, "optimizer": "adamw", "lr": 2e-3, "l1": 0.05,
                 "joint_lr_scale": 0.3},
