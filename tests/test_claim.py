@@ -20,5 +20,5 @@ def test_claim_trains_evaluates_and_reports(tmp_path, jobs):
     assert "AL@S detail2 / global@S MAE per seed" in text and (tmp_path / "claim.png").stat().st_size > 1000
     assert json.loads((tmp_path / "claim.json").read_text())["jobs"] == jobs
     again = claim.run_claim(str(tmp_path), seeds=[0], n_train=48, n_test=16, epochs=(1, 1, 1), ablation=False,
-                            latency_for=(), progress=False, only=["global@S"], preset="tiny")  # a finished run is only evaluated
+                            latency_for=(), progress=False, only=["global@S"], preset="tiny")  # kept, not redone
     assert "global@S" in again

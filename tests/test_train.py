@@ -81,6 +81,20 @@ def test_stages_freeze_the_global_stream(tmp_path):
                                         read_checkpoint(tmp_path / "b" / "run" / "last.pt")["state_dict"][att_keys[0]])
 
 
+def test_box_lr_scale_zero_keeps_the_boxes_where_they_start(tmp_path):
+    init = Trainer(_cfg(tmp_path / "i")).model.state_dict()
+    Trainer(_cfg(tmp_path / "a", box_lr_scale=0.0)).fit()
+    Trainer(_cfg(tmp_path / "b")).fit()
+    fixed, free = (read_checkpoint(tmp_path / d / "run" / "last.pt")["state_dict"] for d in ("a", "b"))
+    keys = [k for k in init if k.startswith("attention_stream.box_layers.")]
+    assert keys and all(torch.equal(fixed[k], init[k]) for k in keys)
+    assert any(not torch.equal(free[k], init[k]) for k in keys)
+    with pytest.raises(ValueError, match="box_lr_scale must be a number >= 0, got -1"):
+        Trainer(_cfg(tmp_path / "c", box_lr_scale=-1))
+    r = _cli(["train", "--box-lr-scale", "-2"])
+    assert r.returncode == 2 and "argument --box-lr-scale: expected a number >= 0, got '-2'" in r.stderr
+
+
 @pytest.mark.parametrize("detail", [1, 2])
 def test_warm_start_makes_fused_equal_global(detail):
     """Fused starts equal to global; the local CNN copies the global backbone only at detail scale 1

@@ -65,6 +65,7 @@ class TrainConfig:
     device: str = "auto"
     pretrained: Optional[str] = None  # torchvision-format ImageNet checkpoint for the global backbone
     warm_start: bool = True  # attention stage starts from the trained global stream (see warm_start_attention)
+    box_lr_scale: float = 1.0  # learning-rate factor of the LSTM's box layers (0: boxes stay where they start)
     init: Optional[str] = None  # an alage-edge checkpoint to start from (e.g. trained on IMDB-WIKI)
     resume: bool = False
     overwrite: bool = False  # replace another run's files in ``out`` (else that is refused)
@@ -157,6 +158,8 @@ class Trainer:
         self.stages = [s for s in STAGES if (cfg.stage in ("all", s))] if self.model.cfg.attention else ["global"]
         if not self.model.cfg.attention and cfg.stage not in ("all", "global", "joint"):
             raise ValueError(f"{cfg.arch} has no attention stream: --stage {cfg.stage} does not apply")
+        if not (isinstance(cfg.box_lr_scale, (int, float)) and cfg.box_lr_scale >= 0):
+            raise ValueError(f"box_lr_scale must be a number >= 0, got {cfg.box_lr_scale!r}")
         self.history: List[dict] = []
         self.best = math.inf
         self.skipped: List[str] = []
@@ -182,15 +185,25 @@ class Trainer:
         groups = m.parameter_groups()
         train = groups["global"] if stage == "global" else groups["attention"] if stage == "attention" \
             else groups["global"] + groups.get("attention", [])
+        if self.cfg.box_lr_scale == 0 and m.attention_stream is not None:
+            fixed = {id(p) for p in m.attention_stream.box_layers.parameters()}
+            train = [p for p in train if id(p) not in fixed]
         for p in train:
             p.requires_grad_(True)
         return train
 
     def make_optimizer(self, params, stage: str, steps_per_epoch: int):
         lr = self.cfg.lr * (self.cfg.joint_lr_scale if stage == "joint" else 1.0)
-        decay = [p for p in params if p.ndim > 1]
-        no_decay = [p for p in params if p.ndim <= 1]
-        groups = [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        att = self.model.attention_stream
+        boxes = {id(p) for p in att.box_layers.parameters()} if att is not None and self.cfg.box_lr_scale != 1 \
+            else set()  # at scale 1: the two groups of runs from before the option (their optimiser states load)
+        groups = []
+        for scale, ps in ((1.0, [p for p in params if id(p) not in boxes]),
+                          (self.cfg.box_lr_scale, [p for p in params if id(p) in boxes])):
+            groups += [{"params": [p for p in ps if p.ndim > 1], "weight_decay": self.cfg.weight_decay,
+                        "lr": lr * scale},
+                       {"params": [p for p in ps if p.ndim <= 1], "weight_decay": 0.0, "lr": lr * scale}]
+        groups = [g for g in groups if g["params"]]
         if self.cfg.optimizer == "sgd":
             opt = torch.optim.SGD(groups, lr=lr, momentum=self.cfg.momentum, nesterov=True)
         elif self.cfg.optimizer == "adamw":
