@@ -74,7 +74,8 @@ def train_one(out: Path, model: str, seed: int, data: str, epochs, cache: str, p
 
     arch, opts, *extra = MODELS[model]
     t = time.perf_counter()
-    train(TrainConfig.from_preset(preset, arch=arch, model=opts, data=data_for(model, data, preset), **dict(*extra),
+    train(TrainConfig.from_preset(preset, arch=arch, model=opts, data=data_for(model, data, preset),
+                                  **(extra[0] if extra else {}),
                                   out=str(run_dir(out, model, seed)),
                                   epochs=tuple(epochs), seed=seed, resume=True, cache=cache, progress=progress))
     return time.perf_counter() - t
