@@ -249,3 +249,25 @@ def test_predict_cli(trained_bundle, synth_images, tmp_path, capsys):
     assert res["results"][0]["source"] == paths[0] and len(res["results"][0]["attention_boxes"]) == 3
     assert main(["predict", str(trained_bundle), str(tmp_path / "missing.png")]) == 4  # some inputs failed
     assert "missing.png: no such image file" in capsys.readouterr().err
+
+
+def test_openvino_bf16_keeps_the_attention_stream_f32(trained_bundle, synth_images):
+    """bf16 on OpenVINO compiles the global stream with the bf16 hint and the attention stream with f32
+    (its boxes and grid cannot address the detail image's pixels in bf16); an explicit hint applies to both."""
+    if not _available("openvino"):
+        pytest.skip("openvino is not installed")
+    est = AgeEstimator.load(trained_bundle, backend="openvino", precision="bf16")
+    try:
+        be = est.backend
+        assert be.hint_for("global") == "bf16" and be.hint_for("attention") == "f32"
+        assert be.effective_hints["attention"] == "f32"
+        assert be.effective_hints["global"] in ("bf16", "f32")  # f32 where the CPU has no bf16
+        assert "bf16 global / f32 attention" in est.describe()
+        assert all(np.isfinite(r.age) for r in est.predict(synth_images[:2]))
+    finally:
+        est.close()
+    forced = AgeEstimator.load(trained_bundle, backend="openvino", precision="bf16", hint="bf16")
+    try:
+        assert forced.backend.hint_for("attention") == "bf16" and "/ f32" not in forced.describe()
+    finally:
+        forced.close()

@@ -81,3 +81,29 @@ def test_squash_keeps_boxes_inside_and_inverts():
     torch.testing.assert_close(box, torch.tensor([0.1, 0.5, 0.5, 0.9]), atol=1e-4, rtol=0)
     with pytest.raises(ValueError):
         BoxSquash(0.6, 0.5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_geometry_stays_float32_in_low_precision_modules(dtype):
+    """A half or bf16 module samples like fp32 on the same (rounded) inputs: the base grid, theta and
+    grid_sample stay fp32, only the crop is cast back. A bf16 grid would be off by up to 1/256 of the
+    half-width (checked below), the size of the detail the crops read."""
+    torch.manual_seed(0)
+    img, boxes = torch.randn(2, 3, 64, 64), torch.tensor([[0.11, 0.23, 0.41, 0.53], [0.3, 0.31, 0.93, 0.94]])
+    low = BoxSampler(16).to(dtype)
+    assert low.grid.dtype == torch.float32 and torch.equal(low.grid, BoxSampler(16).grid)
+    crop = low(img.to(dtype), boxes.to(dtype))
+    assert crop.dtype == dtype
+    ref = BoxSampler(16)(img.to(dtype).float(), boxes.to(dtype).float()).to(dtype)
+    torch.testing.assert_close(crop, ref, rtol=0, atol=0)
+    grid = low.make_grid(boxes_to_theta(boxes.to(dtype).float()))
+    assert (grid.to(torch.bfloat16).float() - grid).abs().max() > 1e-3  # what a bf16 grid would lose
+
+
+def test_fp32_export_has_no_casts_for_the_sampler(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    img = torch.randn(1, 3, 32, 32)
+    boxes = torch.tensor([[0.1, 0.1, 0.6, 0.6]])
+    torch.onnx.export(BoxSampler(8), (img, boxes), str(tmp_path / "s.onnx"), opset_version=17, dynamo=False)
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "s.onnx")).graph.node}
+    assert "GridSample" in ops and "Cast" not in ops

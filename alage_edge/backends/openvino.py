@@ -2,7 +2,11 @@
 
 On CPUs with AMX/AVX512-BF16 OpenVINO's default is bf16 (it moved a model's age
 by 1.6 years on average here), so the hint is always set: f32 for fp32, fp16 and
-int8 artifacts (their non-quantised layers stay f32), bf16 only when asked.
+int8 artifacts (their non-quantised layers stay f32), bf16 only when asked, and
+then for the global stream only: in bf16 the attention stream's boxes and grid
+move in steps of up to 0.44 px of the detail image, the size of the detail its
+crops read (mean age drift 1.49 y with both streams bf16 against 0.13 y with the
+global stream alone, demo model, AVX512-BF16 CPU; README, parity).
 Several batches run on several infer requests at once (``start_async`` then
 ``wait``), without Python callbacks: a callback that needs the GIL while the
 compiled model is torn down deadlocked (``AsyncInferQueue``, seen in a
@@ -19,6 +23,7 @@ from ..formats import QDQ_S8, QDQ_U8
 from .base import Backend, BackendError, Source
 
 HINTS = {"fp32": "f32", "fp16": "f32", "int8": "f32", "bf16": "bf16"}
+FP32_STREAMS = {"bf16": ("attention",)}  # streams that keep f32 at a precision (the sampler's geometry)
 
 
 class OpenVINOBackend(Backend):
@@ -35,6 +40,12 @@ class OpenVINOBackend(Backend):
     def hint(self) -> str:
         return self.options.get("hint") or HINTS[self.precision]
 
+    def hint_for(self, stream: str) -> str:
+        """The inference precision a stream compiles with (an explicit ``hint`` option applies to all)."""
+        if not self.options.get("hint") and stream in FP32_STREAMS.get(self.precision, ()):
+            return "f32"
+        return self.hint
+
     def _load(self, stream: str, path):
         import openvino as ov
 
@@ -42,7 +53,7 @@ class OpenVINOBackend(Backend):
         device = (self.device or "CPU").upper()
         if device not in core.available_devices and device.split(".")[0] not in core.available_devices:
             raise BackendError(f"OpenVINO has no device {device!r} here (it has {', '.join(core.available_devices)})")
-        config = {"INFERENCE_PRECISION_HINT": self.hint, "PERFORMANCE_HINT": self.options.get("mode", "LATENCY")}
+        config = {"INFERENCE_PRECISION_HINT": self.hint_for(stream), "PERFORMANCE_HINT": self.options.get("mode", "LATENCY")}
         if self.options.get("threads"):
             config["INFERENCE_NUM_THREADS"] = int(self.options["threads"])
         try:
@@ -51,7 +62,8 @@ class OpenVINOBackend(Backend):
             raise BackendError(f"{path}: OpenVINO cannot compile it on {device} ({str(e).splitlines()[0][:300]})") from e
         self._local = threading.local()  # infer requests per thread and stream
         eff = compiled.get_property("INFERENCE_PRECISION_HINT")  # bf16 falls back to f32 without AVX512-BF16/AMX
-        self.effective_hint = eff.to_string() if hasattr(eff, "to_string") else str(eff)
+        self.effective_hints = {**getattr(self, "effective_hints", {}),
+                                stream: eff.to_string() if hasattr(eff, "to_string") else str(eff)}
         return compiled
 
     def _signature(self, stream: str, compiled):
@@ -79,9 +91,12 @@ class OpenVINOBackend(Backend):
         return outs
 
     def describe(self) -> str:
-        eff = getattr(self, "effective_hint", None)
-        ran = f", runs {eff}: this CPU lacks {self.hint}" if eff and eff != self.hint else ""
-        return f"openvino {self.precision} ({self.graph} graph, precision hint {self.hint}{ran})"
+        eff = getattr(self, "effective_hints", {})
+        asked = {s: self.hint_for(s) for s in eff} or {"all": self.hint}
+        hints = " / ".join(f"{h} {s}" for s, h in asked.items()) if len(set(asked.values())) > 1 else self.hint
+        lacks = sorted({h for s, h in asked.items() if eff.get(s, h) != h})
+        ran = f", runs {eff}: this CPU lacks {', '.join(lacks)}" if lacks else ""
+        return f"openvino {self.precision} ({self.graph} graph, precision hint {hints}{ran})"
 
     def _close(self) -> None:
         self._local = threading.local()  # requests go before the compiled models

@@ -4,6 +4,13 @@
 parse the opset-20 ``AffineGrid``; so the grid is a constant base grid
 (R*R, 3) times theta^T (MatMul only), and sampling is
 ``F.grid_sample(bilinear, zeros, align_corners=False)`` exported at opset 17.
+
+The geometry (theta, grid, sampling) is always float32, whatever the module's
+dtype: in bf16 a grid coordinate moves in steps of up to 1/256 of the image's
+half-width (0.44 px of a 224 px detail image), which is the size of the detail
+the crops exist to read (a model's mean age moved 2.45 y with the attention
+stream in bf16, 0.01 y with only the global stream; README). Half-precision
+``grid_sample`` on the CPU also crashed (SIGSEGV) in torch 2.13.
 """
 from __future__ import annotations
 
@@ -38,13 +45,24 @@ class BoxSampler(nn.Module):
         self.size = int(size)
         self.register_buffer("grid", base_grid(self.size), persistent=False)
 
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        if self.grid.dtype != torch.float32:  # .half() / .to(bfloat16): the base grid stays exact
+            self.grid = base_grid(self.size).to(self.grid.device)
+        return self
+
     def make_grid(self, theta: torch.Tensor) -> torch.Tensor:
-        grid = torch.matmul(self.grid, theta.transpose(1, 2))  # (B, R*R, 2)
+        base = self.grid if self.grid.dtype == theta.dtype else self.grid.to(theta.dtype)
+        grid = torch.matmul(base, theta.transpose(1, 2))  # (B, R*R, 2)
         return grid.reshape(-1, self.size, self.size, 2)
 
     def forward(self, image: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        dtype = image.dtype
+        if dtype != torch.float32:  # fp16/bf16 modules: the geometry stays fp32 (no Cast in the fp32 export)
+            image, boxes = image.float(), boxes.float()
         grid = self.make_grid(boxes_to_theta(boxes))
-        return F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        crop = F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return crop if crop.dtype == dtype else crop.to(dtype)
 
 
 class BoxSquash(nn.Module):
