@@ -95,6 +95,17 @@ def test_box_lr_scale_zero_keeps_the_boxes_where_they_start(tmp_path):
     assert r.returncode == 2 and "argument --box-lr-scale: expected a number >= 0, got '-2'" in r.stderr
 
 
+def test_compact_preset_keeps_boxes_fixed_and_the_flag_overrides_it():
+    from alage_edge.train.cli import config_from_args, train_parser
+
+    def cfg(*args):
+        return config_from_args(train_parser().parse_args(list(args)))
+
+    assert cfg("--preset", "compact").box_lr_scale == 0.0
+    assert cfg("--preset", "compact", "--box-lr-scale", "1").box_lr_scale == 1.0
+    assert cfg("--preset", "paper").box_lr_scale == 1.0 and cfg("--preset", "tiny").box_lr_scale == 1.0
+
+
 @pytest.mark.parametrize("detail", [1, 2])
 def test_warm_start_makes_fused_equal_global(detail):
     """Fused starts equal to global; the local CNN copies the global backbone only at detail scale 1

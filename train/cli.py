@@ -71,9 +71,10 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--joint-lr-scale", type=float, default=None,
                    help="learning rate factor of the joint stage (default: the preset's)")
-    p.add_argument("--box-lr-scale", type=_non_negative, default=1.0,
-                   help="learning rate factor of the LSTM's box layers (0: boxes stay where they start; on synth "
-                        "that measured better, see the README's claim)")
+    p.add_argument("--box-lr-scale", type=_non_negative, default=None,
+                   help="learning rate factor of the LSTM's box layers (0: boxes stay where they start, the "
+                        "compact preset's default, which measured better on synth: see the README's claim; "
+                        "1: learned boxes, the paper's and the other presets' default)")
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--schedule", choices=["cosine", "step"], default="cosine")
     p.add_argument("--warmup-epochs", type=float, default=0.5)
@@ -102,10 +103,10 @@ def config_from_args(args):
     if len(weights) != 3:
         raise ValueError("--loss-weights takes three numbers: global,local,fused")
     chosen = {"epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr,
-              "joint_lr_scale": args.joint_lr_scale, "l1": args.l1}
+              "joint_lr_scale": args.joint_lr_scale, "l1": args.l1, "box_lr_scale": args.box_lr_scale}
     return TrainConfig.from_preset(
         args.preset, arch=args.arch, head=args.head, model=model, data=args.data, out=args.out, stage=args.stage,
-        weight_decay=args.weight_decay, box_lr_scale=args.box_lr_scale, schedule=args.schedule, warmup_epochs=args.warmup_epochs, weights=weights,
+        weight_decay=args.weight_decay, schedule=args.schedule, warmup_epochs=args.warmup_epochs, weights=weights,
         clip=args.clip, amp={"auto": None, "on": True, "off": False}[args.amp], seed=args.seed, workers=args.workers,
         device=args.device, pretrained=args.pretrained, init=args.init, resume=args.resume, overwrite=args.overwrite, cache=args.cache,
         progress=not args.no_progress, **{k: v for k, v in chosen.items() if v is not None})

@@ -86,6 +86,7 @@ class TrainConfig:
             raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(sorted(PRESETS))}")
         p = PRESETS[preset]
         fields = {k: p[k] for k in ("epochs", "batch_size", "optimizer", "lr", "l1", "joint_lr_scale")}
+        fields["box_lr_scale"] = p.get("box_lr_scale", 1.0)
         if overrides.get("optimizer", p["optimizer"]) != p["optimizer"] and "lr" not in overrides:
             fields["lr"] = DEFAULT_LR[overrides["optimizer"]]
         return cls(model={**p["model"], **(model or {})}, **{**fields, **overrides})
