@@ -19,6 +19,12 @@ def test_claim_trains_evaluates_and_reports(tmp_path, jobs):
     assert rows[1]["gflops"] > rows[0]["gflops"] > 0 and "box_hit_mean" in rows[1]
     assert "AL@S detail2 / global@S MAE per seed" in text and (tmp_path / "claim.png").stat().st_size > 1000
     assert json.loads((tmp_path / "claim.json").read_text())["jobs"] == jobs
+    assert "aligned_mae" in rows[0] and 0 <= rows[1]["aligned_box_hit_mean"] <= 1
+    assert "AL@S detail2: boxes on a true region (IoU >= 0.5), aligned faces:" in text
+    measured = [r.pop("aligned_mae") for r in rows]  # a claim.json from before the aligned scores
+    (tmp_path / "claim.json").write_text(json.dumps({"rows": rows}))
     again = claim.run_claim(str(tmp_path), seeds=[0], n_train=48, n_test=16, epochs=(1, 1, 1), ablation=False,
                             latency_for=(), progress=False, only=["global@S"], preset="tiny")  # kept, not redone
     assert "global@S" in again
+    backfilled = json.loads((tmp_path / "claim.json").read_text())["rows"]
+    assert [r["aligned_mae"] for r in backfilled] == pytest.approx(measured, abs=1e-6)  # added, same as before
