@@ -32,6 +32,8 @@ def stem_convs(model) -> list:
     pixels |= {o for n in model.graph.node if n.op_type == "GridSample" for o in n.output}
     out = []
     for n in model.graph.node:  # topological order: the downsample's output is pixels for the stem after it
+        if n.op_type == "Concat" and all(i in pixels for i in n.input):  # fixed boxes: the T crops in one batch
+            pixels |= set(n.output)
         if n.op_type == "Conv" and n.input[0] in pixels:
             out.append(n.name)
             if DOWNSAMPLE in n.name:

@@ -10,6 +10,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from alage_edge.ages import decode  # noqa: E402
 from alage_edge.convert.export import ExportError, export_bundle, export_onnx  # noqa: E402
+from alage_edge.convert.graphs import stem_convs  # noqa: E402
 from alage_edge.data.synth import render  # noqa: E402
 from alage_edge.manifest import Manifest  # noqa: E402
 from alage_edge.model import build_model  # noqa: E402
@@ -33,11 +34,20 @@ def _inputs(batch: int, kind: str) -> np.ndarray:
     return normalize(np.stack(imgs), spec)
 
 
+LEARNED_BOXES = ("al_resnet34", "al_resnet50", "al_ror18")  # the others keep the fresh (fixed) boxes
+
+
 @pytest.fixture(scope="module", params=ATTENTION_MODELS)
 def exported(request, tmp_path_factory):
+    """Fixed boxes (zero box weights, as built): no LSTM, one local CNN pass over the T x B crops;
+    learned boxes (random box weights): the recurrent graph."""
     torch.manual_seed(0)
     kw = dict(TINY, fusion="mean") if request.param == "al_ror18" else dict(TINY)
     model = build_model(request.param, **kw).eval()
+    if request.param in LEARNED_BOXES:
+        with torch.no_grad():
+            for layer in model.attention_stream.box_layers:
+                layer.weight.normal_(0, 0.5)
     out = tmp_path_factory.mktemp(request.param)
     export_bundle(model, out)
     return model, out
@@ -84,6 +94,12 @@ def test_graph_structure_and_manifest(exported):
             gs = next(n for n in m.graph.node if n.op_type == "GridSample")
             attrs = {a.name: a for a in gs.attribute}
             assert attrs["mode"].s == b"bilinear" and attrs["align_corners"].i == 0
+            lstm = [n.name for n in m.graph.node if "/lstm" in n.name]
+            local_stems = [c for c in stem_convs(m) if "local/" in c]
+            if model.cfg.arch in LEARNED_BOXES:  # T local CNN passes, each reading its own crop
+                assert lstm and len(local_stems) == model.cfg.steps
+            else:  # the boxes are constants: no LSTM, one local CNN pass over the concatenated crops
+                assert not lstm and len(local_stems) == 1
     Manifest.load(out).verify()
 
 

@@ -94,6 +94,43 @@ def test_initial_boxes_are_distinct_regions():
     assert torch.cdist(centres, centres)[~torch.eye(3, dtype=bool)].min() > 0.2
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+def test_fixed_boxes_take_the_batched_path_with_the_same_outputs(batch):
+    """Zero box weights in eval mode: no LSTM, the T crops through the local CNN in one call; the outputs
+    equal the recurrent loop's. Training, or any non-zero box weight, keeps the loop."""
+    torch.manual_seed(1)
+    m = build_model("al_resnet18", **TINY).eval()
+    att = m.attention_stream
+    x = torch.randn(batch, 3, 64, 64)
+    with torch.no_grad():
+        g = m.global_stream(x)[0]
+        assert att.boxes_are_fixed()
+        calls = []
+        hook = att.local.register_forward_hook(lambda mod, inp, out: calls.append(inp[0].shape[0]))
+        fast = att(x, g)
+        hook.remove()
+        assert calls == [att.steps * batch]
+        att.train()
+        assert not att.boxes_are_fixed()
+        att.eval()
+        loop = _recurrent(att, x, g)
+    for a, b in zip(fast, loop):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        att.box_layers[1].weight[0, 0] = 1e-3
+    assert not att.boxes_are_fixed()
+
+
+def _recurrent(att, x, g):
+    """The attention stream's loop, forced (boxes_are_fixed patched to False on the instance)."""
+    att.boxes_are_fixed = lambda: False
+    try:
+        with torch.no_grad():
+            return att(x, g)
+    finally:
+        del att.boxes_are_fixed
+
+
 def test_gradients_reach_the_box_layer_through_the_sampler():
     torch.manual_seed(3)
     m = build_model("al_resnet18", **TINY).train()
