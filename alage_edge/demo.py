@@ -25,7 +25,7 @@ from .atomic import write_json, write_text
 
 PROFILES = {
     # the full demo: ~15 minutes on 2 CPU cores
-    "full": {"preset": "compact", "n_train": 3000, "epochs": (4, 4, 4), "calib": 300, "parity_n": 200,
+    "full": {"preset": "compact", "n_train": 3000, "epochs": (0, 0, 12), "calib": 300, "parity_n": 200,
              "bench_n": 100, "bench_iters": 30},
     # the CI configuration: every step and artifact, in about a minute
     "quick": {"preset": "tiny", "n_train": 192, "epochs": (1, 1, 1), "calib": 64, "parity_n": 24, "bench_n": 16,

@@ -12,10 +12,17 @@ def test_claim_trains_evaluates_and_reports(tmp_path, jobs):
     import alage_edge.train.claim as claim
 
     text = claim.run_claim(str(tmp_path), seeds=[0], n_train=48, n_test=16, epochs=(1, 1, 1), ablation=False,
-                           latency_for=(), progress=False, only=["global@S", "AL@S detail2"], jobs=jobs,
-                           preset="tiny")
+                           latency_for=(), progress=False, jobs=jobs, preset="tiny",
+                           only=["global@S", "AL@S detail2", "AL@S detail2 fixed boxes joint only"])
     rows = json.loads((tmp_path / "claim.json").read_text())["rows"]
-    assert [r["model"] for r in rows] == ["global@S", "AL@S detail2"] and all(r["images"] == 16 for r in rows)
+    assert [r["model"] for r in rows] == ["global@S", "AL@S detail2", "AL@S detail2 fixed boxes joint only"]
+    assert all(r["images"] == 16 for r in rows)
+    configs = [json.loads((claim.run_dir(tmp_path, m, 0) / "config.json").read_text()) for m in
+               ("AL@S detail2", "AL@S detail2 fixed boxes joint only")]
+    assert configs[0]["epochs"] == [1, 1, 1] and configs[0]["box_lr_scale"] == 1.0  # staged, learned boxes
+    assert configs[1]["epochs"] == [0, 0, 3] and configs[1]["box_lr_scale"] == 0.0  # every epoch joint
+    assert configs[1]["joint_lr_scale"] == 1.0
+    rows = rows[:2]
     assert rows[1]["gflops"] > rows[0]["gflops"] > 0 and "box_hit_mean" in rows[1]
     assert "AL@S detail2 / global@S MAE per seed" in text and (tmp_path / "claim.png").stat().st_size > 1000
     assert json.loads((tmp_path / "claim.json").read_text())["jobs"] == jobs

@@ -130,7 +130,7 @@ def eval_main(argv: Optional[List[str]] = None) -> int:
                     "Several checkpoints with a folded protocol (adience, fgnet): checkpoint k is tested on "
                     "fold k and the table shows mean and std over folds.",
         epilog="examples:\n  alage-edge eval runs/al18/best.pt --data synth\n"
-               "  alage-edge eval --claim --out runs/claim --jobs 2   (the fair attention-vs-global protocol, ~50 min)\n"
+               "  alage-edge eval --claim --out runs/claim --jobs 2   (the fair attention-vs-global protocol, ~65 min)\n"
                "  alage-edge eval runs/a0/best.pt runs/a1/best.pt runs/a2/best.pt runs/a3/best.pt runs/a4/best.pt "
                "--data adience:/data/adience --json",
         formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -204,10 +204,12 @@ class AttentionStream(nn.Module):
         attention-stream latency at batch 1, 19% at batch 8, OpenVINO fp32 on the demo model)."""
         b = g.shape[0]
         h = g.new_zeros(b, self.lstm.hidden_size)
-        boxes = torch.stack([self.squash(layer(h)) for layer in self.box_layers], dim=1)  # (B, T, 4): the biases
-        crops = torch.cat([self.sampler(image, boxes[:, t]) for t in range(self.steps)])  # (T*B, 3, R, R), t-major
+        boxes = [self.squash(layer(h)) for layer in self.box_layers]  # T x (B, 4): the biases
+        # crops from each box tensor, not from the stacked output (an fp16 converter mistyped a graph output
+        # read back inside the graph: onnxconverter-common 1.16)
+        crops = torch.cat([self.sampler(image, box) for box in boxes])  # (T*B, 3, R, R), t-major
         feats = self.local(crops).reshape(self.steps, b, self.local_features)
-        return (boxes, *self._heads(g, feats.mean(dim=0)))
+        return (torch.stack(boxes, dim=1), *self._heads(g, feats.mean(dim=0)))
 
     def _heads(self, g: torch.Tensor, local: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """(local logits, fused logits) from g and the mean local feature."""
