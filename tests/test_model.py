@@ -117,8 +117,23 @@ def test_fixed_boxes_take_the_batched_path_with_the_same_outputs(batch):
     for a, b in zip(fast, loop):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     with torch.no_grad():
-        att.box_layers[1].weight[0, 0] = 1e-3
+        att.box_layers[1].weight[0, 0] = 1e-3  # an in-place change is seen
     assert not att.boxes_are_fixed()
+    att.load_state_dict({k: torch.zeros_like(v) if k.startswith("box_layers") and k.endswith("weight") else v
+                         for k, v in att.state_dict().items()})
+    assert att.boxes_are_fixed()  # and a loaded state
+
+
+def test_fixed_box_check_does_not_sync_on_every_call(monkeypatch):
+    """The weights are read once; later calls (a CUDA-graph capture among them) reuse the answer."""
+    m = build_model("al_resnet18", **TINY).eval()
+    assert m.attention_stream.boxes_are_fixed()
+
+    def no_item(self):
+        raise AssertionError("a device sync in boxes_are_fixed")
+
+    monkeypatch.setattr(torch.Tensor, "item", no_item)
+    assert m.attention_stream.boxes_are_fixed()
 
 
 def _recurrent(att, x, g):

@@ -178,9 +178,15 @@ class AttentionStream(nn.Module):
         says (a model trained with box_lr_scale 0): the T crops are then independent."""
         if self.training:
             return False
-        with warnings.catch_warnings():  # a constant of the model: the exported trace is right for it
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            return all(not layer.weight.data.any().item() for layer in self.box_layers)
+        # checked again only when a box weight changed (in place or replaced): no device sync per call,
+        # none inside a CUDA-graph capture
+        key = tuple((id(layer.weight), layer.weight._version) for layer in self.box_layers)
+        if getattr(self, "_fixed_key", None) != key:
+            with warnings.catch_warnings():  # a constant of the model: the exported trace is right for it
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                self._fixed = all(not layer.weight.data.any().item() for layer in self.box_layers)
+            self._fixed_key = key
+        return self._fixed
 
     def forward(self, image: torch.Tensor, g: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self.boxes_are_fixed():
