@@ -44,7 +44,8 @@ def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="alage-edge train",
         description="Train an attention-LSTM age model (or a global-only baseline) in stages: the global "
-                    "stream, then the attention stream on the frozen global stream, then both. Writes "
+                    "stream, then the attention stream on the frozen global stream, then both (a stage "
+                    "with 0 epochs is skipped: the compact preset trains its fixed boxes jointly, 0,0,12). Writes "
                     "last.pt / best.pt every epoch (atomically), metrics.csv/json and curves.png to --out.",
         epilog="examples:\n"
                "  alage-edge train --data synth --preset compact --out runs/al18\n"
