@@ -264,6 +264,8 @@ def test_openvino_bf16_keeps_the_attention_stream_f32(trained_bundle, synth_imag
         assert be.effective_hints["global"] in ("bf16", "f32")  # f32 where the CPU has no bf16
         assert "bf16 global / f32 attention" in est.describe()
         assert all(np.isfinite(r.age) for r in est.predict(synth_images[:2]))
+        be.effective_hints = {"global": "f32", "attention": "f32"}  # what a CPU without bf16 reports
+        assert est.describe().endswith("runs f32 global / f32 attention: this CPU lacks bf16)")
     finally:
         est.close()
     forced = AgeEstimator.load(trained_bundle, backend="openvino", precision="bf16", hint="bf16")

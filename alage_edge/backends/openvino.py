@@ -95,7 +95,8 @@ class OpenVINOBackend(Backend):
         asked = {s: self.hint_for(s) for s in eff} or {"all": self.hint}
         hints = " / ".join(f"{h} {s}" for s, h in asked.items()) if len(set(asked.values())) > 1 else self.hint
         lacks = sorted({h for s, h in asked.items() if eff.get(s, h) != h})
-        ran = f", runs {eff}: this CPU lacks {', '.join(lacks)}" if lacks else ""
+        ran = (f", runs {' / '.join(f'{h} {s}' for s, h in eff.items())}: this CPU lacks {', '.join(lacks)}"
+               if lacks else "")
         return f"openvino {self.precision} ({self.graph} graph, precision hint {hints}{ran})"
 
     def _close(self) -> None:
