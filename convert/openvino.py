@@ -1,7 +1,7 @@
 """OpenVINO IR per stream: fp32, fp16 (compressed weights) and INT8 with NNCF.
 
-INT8 quantises the global stream and (``int8_scope="global+local"``) the local
-CNN's convolutions; the attention glue (LSTM gates, box squash, grid
+INT8 quantises the global stream and, with ``int8_scope="global+local"``, the local
+CNN's convolutions (the default keeps the attention stream float: ``graphs.DEFAULT_INT8_SCOPE``); the attention glue (LSTM gates, box squash, grid
 arithmetic, sampler, heads) stays float. ``max_drop`` switches to NNCF's
 accuracy-controlled quantisation with the DEX MAE (or group accuracy) of the
 whole model as the metric.
@@ -20,9 +20,7 @@ from alage_edge.system import package_versions
 
 from .bundle import updating
 from .calibration import CalibrationSet
-from .graphs import DOWNSAMPLE, OV_GLUE_TYPES
-
-SCOPES = ("global", "global+local")
+from .graphs import DEFAULT_INT8_SCOPE, DOWNSAMPLE, OV_GLUE_TYPES, check_int8_scope
 
 
 def _save(model, path: Path, compress: bool) -> List[str]:
@@ -92,15 +90,14 @@ def _accuracy_controlled(models: Dict[str, object], calib: CalibrationSet, val_i
 
 
 def build(bundle, precision: str = "fp32", data: Optional[str] = None, calib_size: int = 300, calib_min: int = 32,
-          max_drop: Optional[float] = None, int8_scope: str = "global+local", progress: bool = True,
+          max_drop: Optional[float] = None, int8_scope: str = DEFAULT_INT8_SCOPE, progress: bool = True,
           cache: Optional[str] = None) -> List[Artifact]:
     """Write openvino/<precision>/{global,attention}.xml (+ .bin) and record them in the manifest."""
     import openvino as ov
 
     if precision not in ("fp32", "fp16", "int8"):
         raise ValueError(f"OpenVINO IR precision must be fp32, fp16 or int8, got {precision!r}")
-    if int8_scope not in SCOPES:
-        raise ValueError(f"--int8-scope must be one of {SCOPES}, got {int8_scope!r}")
+    check_int8_scope(int8_scope)
     man = Manifest.load(bundle)
     streams = [s for s in ("global", "attention") if s in man.io]
     man.verify([man.io[s]["file"] for s in streams])

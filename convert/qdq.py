@@ -24,7 +24,7 @@ from alage_edge.system import package_versions
 
 from .bundle import updating
 from .calibration import CalibrationSet
-from .graphs import QUANTIZED_OPS, stem_convs
+from .graphs import DEFAULT_INT8_SCOPE, QUANTIZED_OPS, check_int8_scope, stem_convs
 
 METHODS = ("minmax", "entropy", "percentile", "modelopt")
 
@@ -44,7 +44,9 @@ def _ort_quantize(src: Path, dst: Path, calib: CalibrationSet, stream: str, meth
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_optimization=False, skip_symbolic_shape=True)
-        quantize_static(str(pre), str(dst), calib.ort_reader(stream, batch_size=8), quant_format=QuantFormat.QDQ,
+        # the histogram calibrators stack every batch's activations into one array: equal batches only
+        batch = 8 if method == "minmax" else 1
+        quantize_static(str(pre), str(dst), calib.ort_reader(stream, batch_size=batch), quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=list(QUANTIZED_OPS), per_channel=True,
                         nodes_to_exclude=stem_convs(onnx.load(str(pre))),
                         activation_type=QuantType.QUInt8 if variant == QDQ_U8 else QuantType.QInt8,
@@ -63,10 +65,11 @@ def _modelopt_quantize(src: Path, dst: Path, calib: CalibrationSet, stream: str)
 
 
 def build(bundle, precision: str = "int8", data: Optional[str] = None, calib_size: int = 300, calib_min: int = 32,
-          int8_scope: str = "global+local", variant: str = "both", method: Optional[str] = None,
+          int8_scope: str = DEFAULT_INT8_SCOPE, variant: str = "both", method: Optional[str] = None,
           progress: bool = True, cache: Optional[str] = None) -> List[Artifact]:
     """Write qdq/ (s8s8, for TensorRT) and/or qdq-u8/ (u8s8, for CPUs) {global,attention}.onnx and record
     them (an fp32 copy where a stream stays float)."""
+    check_int8_scope(int8_scope)
     if variant not in VARIANTS:
         raise ValueError(f"--qdq-variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
     if precision != "int8":

@@ -25,7 +25,7 @@ from alage_edge.formats import QDQ_S8
 from alage_edge.manifest import Artifact, Manifest, sha256_file
 
 from .bundle import updating
-from .graphs import is_local_cnn
+from .graphs import DEFAULT_INT8_SCOPE, is_local_cnn
 from .trt_plan import (
     BuildError,
     StreamPlan,
@@ -170,7 +170,7 @@ def build_stream(trt, man: Manifest, stream: str, plan: StreamPlan, source: Path
 
 
 def build(bundle, precision: str = "fp16", data: Optional[str] = None, calib_size: int = 300, calib_min: int = 32,
-          int8_scope: str = "global+local", dla_core: Optional[int] = None, workspace: float = 2.0,
+          int8_scope: str = DEFAULT_INT8_SCOPE, dla_core: Optional[int] = None, workspace: float = 2.0,
           batch: Tuple[int, int, int] = DEFAULT_BATCH, int8_path: Optional[str] = None, progress: bool = True,
           cache: Optional[str] = None, device: int = 0) -> List[Artifact]:
     """Build tensorrt/<stream>.<precision>[.dlaN].<key>.engine (+ .json key) for each stream."""

@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-SCOPES = ("global", "global+local")
+from .graphs import INT8_SCOPES
 
 
 class BuildError(RuntimeError):
@@ -71,8 +71,8 @@ class StreamPlan:
 
 def plan_stream(version: str, precision: str, stream: str, int8_path: Optional[str], scope: str) -> StreamPlan:
     major = major_version(version)
-    if scope not in SCOPES:
-        raise BuildError(f"--int8-scope must be one of {SCOPES}, got {scope!r}")
+    if scope not in INT8_SCOPES:
+        raise BuildError(f"--int8-scope must be one of {', '.join(INT8_SCOPES)}, got {scope!r}")
     if precision == "int8" and stream == "attention" and scope == "global":
         precision = "fp16"  # the attention stream stays out of INT8 altogether
     if precision == "fp32":  # TF32 is on by default; parity's fp32 bound (0.05 y) needs plain fp32

@@ -11,7 +11,7 @@ onnx = pytest.importorskip("onnx")
 from alage_edge.convert.calibration import CalibrationError, CalibrationSet  # noqa: E402
 from alage_edge.convert.trtcheck import check_bundle, check_model  # noqa: E402
 from alage_edge.formats import QDQ_S8, QDQ_U8
-from alage_edge.manifest import BundleError, Manifest  # noqa: E402
+from alage_edge.manifest import BundleError, Manifest, sha256_file  # noqa: E402
 
 
 @pytest.fixture()
@@ -39,15 +39,21 @@ def test_openvino_ir_fp32_fp16_recorded(bundle):
 
 def test_openvino_int8_with_nncf(bundle):
     pytest.importorskip("nncf")
-    from alage_edge.convert.openvino import build
-
-    art = build(bundle, "int8", data="synth", calib_size=40, progress=False)[0]
-    cal = art.info["calibration"]
-    assert cal["images"] == 40 and cal["scope"] == "global+local" and len(cal["sha256"]) == 16
     import openvino as ov
 
-    m = ov.Core().read_model(str(bundle / art.files["attention"]))
-    fq = [op for op in m.get_ops() if op.get_type_name() == "FakeQuantize"]
+    from alage_edge.convert.openvino import build
+
+    def fake_quantize(art, stream):
+        m = ov.Core().read_model(str(bundle / art.files[stream]))
+        return m, [op for op in m.get_ops() if op.get_type_name() == "FakeQuantize"]
+
+    default = build(bundle, "int8", data="synth", calib_size=40, progress=False)[0]
+    assert default.info["calibration"]["scope"] == "global"
+    assert fake_quantize(default, "global")[1] and not fake_quantize(default, "attention")[1]
+    art = build(bundle, "int8", data="synth", calib_size=40, int8_scope="global+local", progress=False)[0]
+    cal = art.info["calibration"]
+    assert cal["images"] == 40 and cal["scope"] == "global+local" and len(cal["sha256"]) == 16
+    m, fq = fake_quantize(art, "attention")
     assert fq, "the local CNN is quantised"
     consumers = {t.get_node().get_type_name() for op in fq for t in op.output(0).get_target_inputs()}
     assert not consumers & {"MatMul", "GridSample", "Sigmoid", "Tanh"}, consumers  # glue stays float
@@ -59,7 +65,12 @@ def test_qdq_variants(bundle):
 
     from alage_edge.convert.qdq import build
 
-    arts = build(bundle, data="synth", calib_size=40, progress=False)
+    default = build(bundle, data="synth", calib_size=40, variant="cpu", progress=False)[0]
+    assert default.info["calibration"]["scope"] == "global"  # the attention stream stays an fp32 copy
+    assert sha256_file(bundle / default.files["attention"]) == sha256_file(bundle / "attention.onnx")
+    with pytest.raises(ValueError, match="--int8-scope must be one of global, global\\+local, got 'local'"):
+        build(bundle, data="synth", calib_size=40, int8_scope="local", progress=False)
+    arts = build(bundle, data="synth", calib_size=40, int8_scope="global+local", progress=False)
     assert [a.variant for a in arts] == [QDQ_S8, QDQ_U8]
     for art, dtype in zip(arts, (np.int8, np.uint8)):
         m = onnx.load(str(bundle / art.files["attention"]))
@@ -74,6 +85,18 @@ def test_qdq_variants(bundle):
         deq = {n.output[0] for n in m.graph.node if n.op_type == "DequantizeLinear"}
         fed = {n.op_type for n in m.graph.node if set(n.input) & deq}
         assert not fed & {"GridSample", "MatMul", "Gemm", "Sigmoid", "Tanh", "Softmax", "Concat"}, fed
+
+
+def test_qdq_histogram_calibration_takes_any_set_size(bundle):
+    """ORT's percentile/entropy calibrators stack the batches: a set of 44 (not a multiple of 8) failed."""
+    pytest.importorskip("onnxruntime")
+    from alage_edge.convert.qdq import build
+
+    art = build(bundle, data="synth", calib_size=44, int8_scope="global+local", variant="cpu",
+                method="percentile", progress=False)[0]
+    assert art.info["calibration"]["method"] == "percentile" and art.info["calibration"]["images"] == 44
+    m = onnx.load(str(bundle / art.files["attention"]))
+    assert any(n.op_type == "QuantizeLinear" for n in m.graph.node)
 
 
 def test_static_check_passes_on_own_bundles(bundle):

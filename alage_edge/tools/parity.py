@@ -113,6 +113,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     + "; ".join(f"{k}: mean drift <= {v.mean_drift} y" + (f", max <= {v.max_drift} y"
                                                                           if v.max_drift else "")
                                 + (f", MAE change <= +{v.mae_change}" if v.mae_change else "")
+                                + (f", max <= {v.photo_max_drift} y on every real photo" if v.photo_max_drift else "")
                                 for k, v in CRITERIA.items()) + ". Exits 1 if any run fails.",
         epilog="examples:\n  alage-edge parity bundle/\n  alage-edge parity bundle/ --runs openvino-int8-openvino,onnxruntime-int8-qdq --json\n"
                "  alage-edge parity bundle/ --data csv:/data/faces/labels.csv --n 500",
