@@ -8,6 +8,8 @@ from typing import List, Optional
 
 from alage_edge.train.cli import json_object
 
+from .graphs import INT8_SCOPES
+
 
 def export_main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(
@@ -121,7 +123,7 @@ def convert_main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--calib-min", type=int, help="refuse a calibration set smaller than this (default 32)")
     p.add_argument("--max-drop", type=float,
                    help="openvino int8: accuracy-controlled quantisation, largest allowed MAE increase (years)")
-    p.add_argument("--int8-scope", choices=["global", "global+local"],
+    p.add_argument("--int8-scope", choices=INT8_SCOPES,
                    help="what goes to INT8: the global stream only (default: INT8 in the local CNN moved ages up to "
                         "1.7 y on real photos), or also the local CNN's convolutions (never the glue)")
     p.add_argument("--qdq-variant", dest="variant", choices=["both", "tensorrt", "cpu"],

@@ -19,14 +19,15 @@ QUANTIZED_OPS = ("Conv",)
 INT8_SCOPES = ("global", "global+local")
 DEFAULT_INT8_SCOPE = "global"
 
+# OpenVINO op types NNCF must leave alone in the attention graph (glue and residual adds).
+OV_GLUE_TYPES = ["MatMul", "Add", "Multiply", "Subtract", "Divide", "GridSample", "Concat", "Sigmoid", "Tanh",
+                 "Softmax", "Log", "Exp", "ReduceMean"]
+
 
 def check_int8_scope(scope: str) -> str:
     if scope not in INT8_SCOPES:
         raise ValueError(f"--int8-scope must be one of {', '.join(INT8_SCOPES)}, got {scope!r}")
     return scope
-# OpenVINO op types NNCF must leave alone in the attention graph (glue and residual adds).
-OV_GLUE_TYPES = ["MatMul", "Add", "Multiply", "Subtract", "Divide", "GridSample", "Concat", "Sigmoid", "Tanh",
-                 "Softmax", "Log", "Exp", "ReduceMean"]
 
 
 def is_local_cnn(name: str) -> bool:

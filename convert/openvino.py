@@ -1,8 +1,9 @@
 """OpenVINO IR per stream: fp32, fp16 (compressed weights) and INT8 with NNCF.
 
-INT8 quantises the global stream and, with ``int8_scope="global+local"``, the local
-CNN's convolutions (the default keeps the attention stream float: ``graphs.DEFAULT_INT8_SCOPE``); the attention glue (LSTM gates, box squash, grid
-arithmetic, sampler, heads) stays float. ``max_drop`` switches to NNCF's
+INT8 quantises the global stream and, with ``int8_scope="global+local"``, the
+local CNN's convolutions (by default the attention stream stays float:
+``graphs.DEFAULT_INT8_SCOPE``); the attention glue (LSTM gates, box squash, grid
+arithmetic, sampler, heads) always stays float. ``max_drop`` switches to NNCF's
 accuracy-controlled quantisation with the DEX MAE (or group accuracy) of the
 whole model as the metric.
 """

@@ -115,7 +115,7 @@ def latency(ckpt: Path, work: Path, data: str, cache: str) -> Dict[str, float]:
         build(bundle, "fp32", progress=False)
         build(bundle, "int8", data=data, calib_size=300, progress=False, cache=cache)
     # fp32 and INT8 interleaved, 7 rounds of 30 calls, the median of the round medians: one round of 50
-    # once read 4.07 ms for a model that takes 1.78 here (this machine's speed is bimodal over seconds)
+    # once read 4.07 ms for a model that takes 1.6-1.8 ms here (this machine's speed is bimodal over seconds)
     ests = {p: AgeEstimator.load(bundle, backend="openvino", precision=p, artifact="openvino") for p in ("fp32", "int8")}
     s = ests["fp32"].spec.size
     x = np.random.default_rng(0).normal(size=(1, 3, s, s)).astype(np.float32)
