@@ -208,6 +208,7 @@ def test_wheel_installs_one_top_level_package(tmp_path):
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert top == {"alage_edge"}, top
     assert "alage_edge/train/trainer.py" in names and "alage_edge/convert/tensorrt.py" in names
+    assert "alage_edge/serving/models/alage_triton.py" in names  # the Triton model files a repository copies
 
 
 def test_a_users_train_py_does_not_shadow_ours(tmp_path):
