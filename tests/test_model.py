@@ -94,6 +94,24 @@ def test_initial_boxes_are_distinct_regions():
     assert torch.cdist(centres, centres)[~torch.eye(3, dtype=bool)].min() > 0.2
 
 
+def test_boxes_read_1_to_1_copy_the_pixels():
+    """exact_crops: every initial box sits on pixel edges with side crop_size / detail size, so its crop is
+    the image's pixels exactly (the fine lines are not blurred by a half-pixel bilinear phase)."""
+    m = build_model("al_resnet18", **dict(TINY, steps=5, crop_size=24, exact_crops=True)).eval()
+    assert m.cfg.s_min == m.cfg.s_max == 24 / 128
+    stream, x = m.attention_stream, torch.randn(1, 3, 128, 128)
+    with torch.no_grad():
+        for layer in stream.box_layers:
+            box = stream.squash(layer(torch.zeros(1, stream.lstm.hidden_size)))
+            j, i = (int(v) for v in torch.round(box[0, :2] * 128))
+            assert torch.allclose(box * 128, torch.round(box * 128), atol=1e-3)
+            assert torch.allclose(stream.sampler(x, box)[0], x[0, :, i:i + 24, j:j + 24], atol=1e-3)
+    with pytest.raises(ValueError, match="exact_crops sets s_min = s_max"):
+        build_model("al_resnet18", **dict(TINY, crop_size=24, exact_crops=True, s_min=0.1))
+    with pytest.raises(ValueError, match="half the 128 px input"):
+        build_model("al_resnet18", **dict(TINY, crop_size=72, exact_crops=True))
+
+
 @pytest.mark.parametrize("batch", [1, 3])
 def test_fixed_boxes_take_the_batched_path_with_the_same_outputs(batch):
     """Zero box weights in eval mode: no LSTM, the T crops through the local CNN in one call; the outputs

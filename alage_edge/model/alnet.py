@@ -47,6 +47,10 @@ class ALNetConfig:
     hidden: int = 512
     s_min: Optional[float] = None  # box side (fraction of the face); default 0.8 * s_max
     s_max: Optional[float] = None  # default: crop_size / detail size (crops never shrunk), at most 0.5
+    # Boxes of exactly crop_size pixels of the image they are cut from, placed on pixel edges: every crop is
+    # a copy of those pixels (s_min = s_max = crop_size / that size). The default reads boxes 0.85x that
+    # side magnified 1.18x, and bilinear sampling at a fractional phase halves a 1-px line's contrast.
+    exact_crops: bool = False
     fusion: str = "concat"
     dropout: float = 0.0
     drop_path: float = 0.5
@@ -69,6 +73,14 @@ class ALNetConfig:
         if self.detail_scale not in (1, 2):
             raise ValueError(f"detail_scale must be 1 or 2, got {self.detail_scale}")
         cap = min(0.5, self.crop_size / self.input_size)
+        if self.exact_crops:
+            if self.crop_size / self.input_size > 0.5:
+                raise ValueError(f"exact_crops needs crop_size <= half the {self.input_size} px input, got "
+                                 f"{self.crop_size}")
+            if (self.s_min, self.s_max) not in ((None, None), (cap, cap)):
+                raise ValueError(f"exact_crops sets s_min = s_max = {cap:.4f}; got s_min={self.s_min}, "
+                                 f"s_max={self.s_max}")
+            self.s_min = self.s_max = cap
         if self.s_max is None:
             self.s_max = cap
         if self.s_min is None:
@@ -163,15 +175,22 @@ class AttentionStream(nn.Module):
             self.fused_head = nn.Linear(global_features + self.local_features, cfg.num_classes)
         else:  # mean of probabilities needs the global head: tied, not copied
             self.global_head = global_head
+        self.pixels = cfg.input_size  # side of the image the crops come from
         self.reset_boxes(cfg.s_min + 0.25 * (cfg.s_max - cfg.s_min))
 
     def reset_boxes(self, side: float) -> None:
-        """Zero weights; biases spread the T boxes over distinct face regions."""
+        """Zero weights; biases spread the T boxes over distinct face regions, each box's corner on a pixel
+        edge: a box of side crop_size / pixels (s_min = s_max) then samples pixel centres, an exact copy
+        (a box half a pixel off reads every 1-px line blurred by [0.5, 0.5] in each axis)."""
         for t, layer in enumerate(self.box_layers):
-            cx, cy = INIT_CENTRES[t % len(INIT_CENTRES)]
+            cx, cy = (self._snap(c, side) for c in INIT_CENTRES[t % len(INIT_CENTRES)])
             nn.init.zeros_(layer.weight)
             with torch.no_grad():
                 layer.bias.copy_(self.squash.inverse(cx, cy, side))
+
+    def _snap(self, centre: float, side: float) -> float:
+        corner = min(max(round((centre - side / 2) * self.pixels), 0), math.floor((1 - side) * self.pixels))
+        return corner / self.pixels + side / 2
 
     def boxes_are_fixed(self) -> bool:
         """In eval mode, box layers whose weights are all zero put every box at its bias whatever the LSTM
