@@ -46,9 +46,20 @@ def box_hits(pred_boxes: np.ndarray, true_boxes: np.ndarray, threshold: float = 
     return best >= threshold
 
 
+def regions_covered(pred_boxes: np.ndarray, true_boxes: np.ndarray, share: float = 0.9) -> np.ndarray:
+    """(N, R) booleans: at least ``share`` of true region r's area lies inside one attention box (a box larger
+    than its region can hold all of it at an IoU < 0.5)."""
+    p, t = np.asarray(pred_boxes, np.float64)[:, :, None, :], np.asarray(true_boxes, np.float64)[:, None, :, :]
+    ix = np.clip(np.minimum(p[..., 2], t[..., 2]) - np.maximum(p[..., 0], t[..., 0]), 0, None)
+    iy = np.clip(np.minimum(p[..., 3], t[..., 3]) - np.maximum(p[..., 1], t[..., 1]), 0, None)
+    area = (t[..., 2] - t[..., 0]) * (t[..., 3] - t[..., 1])
+    return (ix * iy / np.maximum(area, 1e-12)).max(axis=1) >= share
+
+
 def attention_scores(pred_boxes: np.ndarray, true_boxes: np.ndarray, threshold: float = 0.3) -> Dict[str, float]:
     hits = box_hits(pred_boxes, true_boxes, threshold)
-    out = {f"box{t + 1}_hit": float(hits[:, t].mean()) for t in range(hits.shape[1])}
+    out = {"regions_covered": float(regions_covered(pred_boxes, true_boxes).mean())}
+    out.update({f"box{t + 1}_hit": float(hits[:, t].mean()) for t in range(hits.shape[1])})
     out["box_hit_mean"] = float(hits.mean())
     out["all_boxes_hit"] = float(hits.all(axis=1).mean())
     out["any_box_hit"] = float(hits.any(axis=1).mean())

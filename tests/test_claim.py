@@ -35,3 +35,14 @@ def test_claim_trains_evaluates_and_reports(tmp_path, jobs):
     assert "global@S" in again
     backfilled = json.loads((tmp_path / "claim.json").read_text())["rows"]
     assert [r["aligned_mae"] for r in backfilled] == pytest.approx(measured, abs=1e-6)  # added, same as before
+
+
+@pytest.mark.parametrize("argv, message", [(["--only", "AL@S"], "--only 'AL@S' is not a claim row; choose from: global@S"),
+                                           (["--jobs", "0"], "--jobs must be a positive integer, got 0")])
+def test_claim_options_are_checked_before_any_training(tmp_path, capsys, argv, message):
+    from alage_edge.train.cli import eval_main
+
+    with pytest.raises(SystemExit) as e:
+        eval_main(["--claim", "--out", str(tmp_path), *argv])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing trained, nothing written

@@ -181,6 +181,8 @@ def test_metrics_against_hand_computed_values():
     assert iou(np.array([0, 0, 2, 2.0]), np.array([1, 1, 3, 3.0])) == pytest.approx(1 / 7)
     sc = attention_scores(np.array([[[0, 0, .2, .2], [.5, .5, .9, .9]]]), np.array([[[0, 0, .2, .2]]]))
     assert sc["box1_hit"] == 1.0 and sc["box2_hit"] == 0.0 and sc["all_boxes_hit"] == 0.0
+    big = attention_scores(np.array([[[0, 0, .4, .4]]]), np.array([[[0, 0, .2, .2], [.3, .3, .5, .5]]]), 0.5)
+    assert big["box1_hit"] == 0.0 and big["regions_covered"] == 0.5  # the first region inside, IoU 0.25
 
 
 def test_dex_and_group_decoding():

@@ -144,6 +144,9 @@ def eval_main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--jobs", type=int, default=1,
                    help="with --claim: training runs at a time, each in its own process with a share of the cores")
     p.add_argument("--no-ablation", action="store_true", help="with --claim: skip T=1/2 and fusion=mean")
+    p.add_argument("--only", action="append", metavar="MODEL",
+                   help="with --claim: run only this row (repeat for more), e.g. --only global@S; rows already "
+                        "in claim.json are kept")
     p.add_argument("--data", default="synth", help=DATA_HELP)
     p.add_argument("--split", choices=["train", "val", "test"], default="test")
     p.add_argument("--batch-size", type=int, default=64)
@@ -154,10 +157,13 @@ def eval_main(argv: Optional[List[str]] = None) -> int:
     if args.claim:
         if args.jobs < 1:
             p.error(f"--jobs must be a positive integer, got {args.jobs}")
-        from .claim import run_claim
+        from .claim import MODELS, run_claim
 
+        unknown = [m for m in args.only or [] if m not in MODELS]
+        if unknown:
+            p.error(f"--only {unknown[0]!r} is not a claim row; choose from: " + ", ".join(MODELS))
         print(run_claim(args.out, seeds=[int(x) for x in args.seeds.split(",")], ablation=not args.no_ablation,
-                        jobs=args.jobs))
+                        jobs=args.jobs, only=args.only))
         return 0
     if not args.checkpoints:
         p.error("give checkpoint(s), or --claim")
