@@ -244,19 +244,20 @@ def _mtime(*paths: Path) -> List[float]:
 
 def face_sheet(bundle: Path, cfg: DemoConfig, path: Path, n: int = 12) -> None:
     from .data.synth import SynthFaces
-    from .draw import annotate, save_png, sheet
+    from .draw import annotate, box_legend, save_png, sheet
     from .estimator import AgeEstimator
 
     est = AgeEstimator.load(bundle, backend="openvino" if _has("openvino") else "auto", precision="fp32")
     faces = SynthFaces(n, seed=cfg.seed, size=est.spec.size, split="test")
-    tiles = []
+    tiles, steps = [], 0
     for i in range(n):
         s = faces.sample(i)
         r = est.predict(s.image)
+        steps = max([steps] + [len(x.attention_boxes) for x in r if x.attention_boxes is not None])
         scale = max(1, 224 // est.spec.size)
         tiles.append(annotate(s.image, r, truth=s.age, true_boxes=s.boxes, scale=scale))
-    save_png(path, sheet(tiles, columns=4, title="predicted age ± spread (true age); attention steps 1/2/3: "
-                                                  "red, blue, yellow; white: the true age regions"))
+    save_png(path, sheet(tiles, columns=4, title=f"predicted age ± spread (true age); {box_legend(steps)}; "
+                                                  "white: the true age regions"))
     est.close()
 
 

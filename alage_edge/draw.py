@@ -6,6 +6,13 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 COLOURS = [(255, 64, 64), (64, 160, 255), (255, 200, 0), (200, 64, 255), (0, 220, 160), (255, 128, 0)]
+COLOUR_NAMES = ["red", "blue", "yellow", "purple", "green", "orange"]
+
+
+def box_legend(steps: int) -> str:
+    """'attention steps 1/2/3: red, blue, yellow' for the first ``steps`` colours of COLOURS."""
+    t = range(min(steps, len(COLOURS)))
+    return f"attention steps {'/'.join(str(i + 1) for i in t)}: {', '.join(COLOUR_NAMES[i] for i in t)}"
 
 
 def annotate(rgb: np.ndarray, results: Sequence, truth: Optional[float] = None, true_boxes=None,
