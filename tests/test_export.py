@@ -18,7 +18,7 @@ from alage_edge.preprocess import PreprocessSpec, normalize  # noqa: E402
 
 from .conftest import TINY, logits_close  # noqa: E402
 
-ATTENTION_MODELS = ["al_resnet18", "al_resnet34", "al_resnet50", "al_ror18", "al_ror34"]
+ATTENTION_MODELS = ["al_resnet18", "al_resnet34", "al_resnet50", "al_ror18", "al_ror34", "al_resnet18-exact"]
 
 
 def _inputs(batch: int, kind: str) -> np.ndarray:
@@ -43,7 +43,9 @@ def exported(request, tmp_path_factory):
     learned boxes (random box weights): the recurrent graph."""
     torch.manual_seed(0)
     kw = dict(TINY, fusion="mean") if request.param == "al_ror18" else dict(TINY)
-    model = build_model(request.param, **kw).eval()
+    if request.param.endswith("-exact"):  # exact crops: five slices of the detail image, no sampler
+        kw.update(exact_crops=True, steps=5)
+    model = build_model(request.param.replace("-exact", ""), **kw).eval()
     if request.param in LEARNED_BOXES:
         with torch.no_grad():
             for layer in model.attention_stream.box_layers:
@@ -89,7 +91,9 @@ def test_graph_structure_and_manifest(exported):
         assert [o.version for o in m.opset_import if o.domain in ("", "ai.onnx")] == [17]
         for v in list(m.graph.input) + list(m.graph.output):
             assert v.type.tensor_type.shape.dim[0].dim_param == "batch"
-        if name != "global.onnx":
+        if name != "global.onnx" and model.cfg.exact_crops:
+            assert "GridSample" not in ops and "Slice" in ops
+        elif name != "global.onnx":
             assert "GridSample" in ops and "MatMul" in ops
             gs = next(n for n in m.graph.node if n.op_type == "GridSample")
             attrs = {a.name: a for a in gs.attribute}

@@ -112,14 +112,15 @@ def test_boxes_read_1_to_1_copy_the_pixels():
         build_model("al_resnet18", **dict(TINY, crop_size=72, exact_crops=True))
 
 
-@pytest.mark.parametrize("batch", [1, 3])
-def test_fixed_boxes_take_the_batched_path_with_the_same_outputs(batch):
+@pytest.mark.parametrize("batch, exact", [(1, False), (3, False), (3, True)])
+def test_fixed_boxes_take_the_batched_path_with_the_same_outputs(batch, exact):
     """Zero box weights in eval mode: no LSTM, the T crops through the local CNN in one call; the outputs
-    equal the recurrent loop's. Training, or any non-zero box weight, keeps the loop."""
+    equal the recurrent loop's (exact crops: image slices there, the sampler in the loop). Training, or any
+    non-zero box weight, keeps the loop."""
     torch.manual_seed(1)
-    m = build_model("al_resnet18", **TINY).eval()
+    m = build_model("al_resnet18", **dict(TINY, exact_crops=exact)).eval()
     att = m.attention_stream
-    x = torch.randn(batch, 3, 64, 64)
+    x = torch.randn(batch, 3, 128, 128)
     with torch.no_grad():
         g = m.global_stream(x)[0]
         assert att.boxes_are_fixed()
@@ -128,6 +129,7 @@ def test_fixed_boxes_take_the_batched_path_with_the_same_outputs(batch):
         fast = att(x, g)
         hook.remove()
         assert calls == [att.steps * batch]
+        assert (att._corners is not None) == exact
         att.train()
         assert not att.boxes_are_fixed()
         att.eval()

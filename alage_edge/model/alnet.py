@@ -199,13 +199,29 @@ class AttentionStream(nn.Module):
             return False
         # checked again only when a box weight changed (in place or replaced): no device sync per call,
         # none inside a CUDA-graph capture
-        key = tuple((id(layer.weight), layer.weight._version) for layer in self.box_layers)
+        key = tuple((id(p), p._version) for layer in self.box_layers for p in (layer.weight, layer.bias))
         if getattr(self, "_fixed_key", None) != key:
             with warnings.catch_warnings():  # a constant of the model: the exported trace is right for it
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
                 self._fixed = all(not layer.weight.data.any().item() for layer in self.box_layers)
+                self._corners = self._pixel_corners() if self._fixed else None
             self._fixed_key = key
         return self._fixed
+
+    def _pixel_corners(self) -> Optional[List[Tuple[int, int]]]:
+        """(row, column) of each fixed box's top-left pixel when every box is exactly crop_size pixels on
+        pixel edges (exact_crops): its crop is then a plain slice of the image, exact in any precision and
+        no GridSample in the graph; None otherwise."""
+        size = self.sampler.size
+        corners = []
+        for layer in self.box_layers:
+            box = self.squash(layer.bias.data.float()[None])[0] * self.pixels
+            x1, y1, x2, y2 = (float(v) for v in box)
+            c, r = round(x1), round(y1)
+            if max(abs(x1 - c), abs(y1 - r), abs(x2 - c - size), abs(y2 - r - size)) > 1e-3:
+                return None
+            corners.append((r, c))
+        return corners
 
     def forward(self, image: torch.Tensor, g: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self.boxes_are_fixed():
@@ -230,9 +246,15 @@ class AttentionStream(nn.Module):
         b = g.shape[0]
         h = g.new_zeros(b, self.lstm.hidden_size)
         boxes = [self.squash(layer(h)) for layer in self.box_layers]  # T x (B, 4): the biases
-        # crops from each box tensor, not from the stacked output (an fp16 converter mistyped a graph output
-        # read back inside the graph: onnxconverter-common 1.16)
-        crops = torch.cat([self.sampler(image, box) for box in boxes])  # (T*B, 3, R, R), t-major
+        with warnings.catch_warnings():  # the exported input's side is fixed: a constant of the graph
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            sliced = self._corners is not None and tuple(image.shape[-2:]) == (self.pixels, self.pixels)
+        if sliced:  # exact crops: slices of the image (the sampler gives the same, to float rounding)
+            r = self.sampler.size
+            crops = torch.cat([image[:, :, y:y + r, x:x + r] for y, x in self._corners])
+        else:  # crops from each box tensor, not from the stacked output (an fp16 converter mistyped a graph
+            # output read back inside the graph: onnxconverter-common 1.16)
+            crops = torch.cat([self.sampler(image, box) for box in boxes])  # (T*B, 3, R, R), t-major
         feats = self.local(crops).reshape(self.steps, b, self.local_features)
         return (torch.stack(boxes, dim=1), *self._heads(g, feats.mean(dim=0)))
 
