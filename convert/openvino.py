@@ -9,6 +9,7 @@ whole model as the metric.
 """
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -106,8 +107,12 @@ def build(bundle, precision: str = "fp32", data: Optional[str] = None, calib_siz
     t0 = time.perf_counter()
     # fp32/fp16: convert_model. INT8: NNCF on the graph as Core.read_model gives it; quantising the
     # convert_model graph placed quantisers differently and moved ages 2.27 y on average, 0.68 this way.
-    reader = ov.Core().read_model if precision == "int8" else ov.convert_model
-    models = {s: reader(str(man.path(man.io[s]["file"]))) for s in streams}
+    # convert_model gets the ONNX bytes, not the path: it splits a path string on commas ("runs, v2/..."
+    # failed as "runs" does not exist); the exported graphs keep their weights inside the file.
+    if precision == "int8":
+        models = {s: ov.Core().read_model(str(man.path(man.io[s]["file"]))) for s in streams}
+    else:
+        models = {s: ov.convert_model(io.BytesIO(man.path(man.io[s]["file"]).read_bytes())) for s in streams}
     info: Dict = {"tools": {k: v for k, v in package_versions().items() if k in ("openvino", "nncf")}}
     if precision == "int8":
         if not data:

@@ -16,7 +16,8 @@ from alage_edge.manifest import BundleError, Manifest, sha256_file  # noqa: E402
 
 @pytest.fixture()
 def bundle(tiny_bundle, tmp_path):
-    dst = tmp_path / "b"
+    # a comma in the path: OpenVINO's convert_model splits a path string on commas (it once failed here)
+    dst = tmp_path / "runs, width 8" / "b"
     shutil.copytree(tiny_bundle, dst)
     return dst
 
