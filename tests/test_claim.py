@@ -46,3 +46,16 @@ def test_claim_options_are_checked_before_any_training(tmp_path, capsys, argv, m
         eval_main(["--claim", "--out", str(tmp_path), *argv])
     assert e.value.code == 2 and message in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing trained, nothing written
+
+
+def test_an_attention_row_with_its_own_global_stream_is_compared_with_both_baselines():
+    from alage_edge.train.claim import OWN_BASELINE, summarise
+
+    model, own = next(iter(OWN_BASELINE.items()))
+    rows = [dict(model=m, seed=s, mae=mae, cs5=0.5, gflops=g) for m, s, mae, g in (
+        ("global@S", 0, 10.0, 0.07), (own, 0, 12.0, 0.02), (model, 0, 4.0, 0.13), ("global@2S", 0, 3.0, 0.27))]
+    text = summarise(rows)
+    assert f"{model} / global@S MAE per seed: 0.400 (target <= 0.75 on every seed: met)" in text
+    assert f"{model} / {own} MAE per seed: 0.333" in text
+    assert f"{own} / global@S" not in text  # a baseline is not scored as an attention row
+    assert f"{model} vs global@2S: MAE +33%, at 48% of its GFLOPs" in text
