@@ -244,6 +244,21 @@ def test_a_run_from_before_a_setting_existed_resumes_with_its_default(tmp_path):
         train(_cfg(tmp_path, arch="resnet18", epochs=(1, 0, 0), resume=True, clip=1.0))
 
 
+def test_a_global_only_run_resumes_when_only_attention_options_changed(tmp_path):
+    """A preset moving the local CNN's width must not orphan its finished global-only runs; it does
+    stop an attention run, and a global-only run whose own width changed."""
+    train(_cfg(tmp_path, arch="resnet18", epochs=(1, 0, 0)))
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())["model"]
+    changed = {**stored, "local_width": stored["local_width"] * 2, "crop_size": stored["crop_size"] - 8}
+    train(_cfg(tmp_path, arch="resnet18", epochs=(1, 0, 0), resume=True, model=changed))  # finished: only checked
+    with pytest.raises(ValueError, match=r"other settings: model: .*'width': 8.* then, .*'width': 16.* now"):
+        train(_cfg(tmp_path, arch="resnet18", epochs=(1, 0, 0), resume=True, model={**stored, "width": 16}))
+    train(_cfg(tmp_path / "al", epochs=(1, 0, 0)))
+    stored = json.loads((tmp_path / "al" / "run" / "config.json").read_text())["model"]
+    with pytest.raises(ValueError, match=r"other settings: model: "):
+        train(_cfg(tmp_path / "al", epochs=(1, 0, 0), resume=True, model={**stored, "local_width": 16}))
+
+
 def test_stale_temp_files_of_this_run_are_cleaned(tmp_path):
     (tmp_path / "run").mkdir()
     stale = tmp_path / "run" / ".last.pt.x1y2.tmp.pt"

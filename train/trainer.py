@@ -26,6 +26,7 @@ from torch.utils.data.distributed import DistributedSampler
 from alage_edge.atomic import write_json, write_text
 from alage_edge.data import open_splits
 from alage_edge.model import ALNet, build_model, load_pretrained, read_checkpoint, save_checkpoint
+from alage_edge.model.registry import options_it_reads
 from alage_edge.progress import bar
 
 from . import distributed as dist
@@ -249,6 +250,8 @@ class Trainer:
             stored, now = json.loads(stored_path.read_text()), _jsonable(self.cfg)
             before = _jsonable(TrainConfig())  # a key a run's config lacks was added since: it ran with the default
             then = {k: stored.get(k, before.get(k)) for k in set(stored) | set(now)}
+            for d in (then, now):
+                d["model"] = options_it_reads(str(d.get("arch")), d.get("model") or {})
             diff = sorted(k for k in then if k not in self.RESUMABLE
                           and json.dumps(then[k], sort_keys=True) != json.dumps(now.get(k), sort_keys=True))
             if diff:

@@ -25,6 +25,18 @@ def model_config(name: str, head: str = "dex", **config) -> ALNetConfig:
     return _REGISTRY[name](head=head, **config)
 
 
+ATTENTION_OPTIONS = ("local_backbone", "local_width", "crop_size", "steps", "hidden", "s_min", "s_max",
+                     "exact_crops", "fusion")
+
+
+def options_it_reads(name: str, config: dict) -> dict:
+    """``config`` without the attention-stream options when ``name`` is a global-only model (they change
+    nothing in it: a preset moving them must not make its finished runs look different)."""
+    if name in _REGISTRY and not _REGISTRY[name]().attention:
+        return {k: v for k, v in config.items() if k not in ATTENTION_OPTIONS}
+    return config
+
+
 def build_model(name: str, head: str = "dex", **config) -> ALNet:
     """Build a registered model, e.g. ``build_model("al_resnet18", head="groups", img_size=128)``."""
     return ALNet(model_config(name, head=head, **config))
