@@ -59,3 +59,19 @@ def test_an_attention_row_with_its_own_global_stream_is_compared_with_both_basel
     assert f"{model} / {own} MAE per seed: 0.333" in text
     assert f"{own} / global@S" not in text  # a baseline is not scored as an attention row
     assert f"{model} vs global@2S: MAE +33%, at 48% of its GFLOPs" in text
+
+
+def test_latency_builds_what_an_interrupted_run_left_out(tiny_bundle, tmp_path):
+    """A run killed after the fp32 IR left a bundle without INT8: the next one builds it, then times both."""
+    pytest.importorskip("openvino")
+    import shutil
+
+    from alage_edge.convert.openvino import build
+    from alage_edge.manifest import Manifest
+    from alage_edge.train.claim import latency
+
+    shutil.copytree(tiny_bundle, tmp_path / "bundle")
+    build(tmp_path / "bundle", "fp32", progress=False)
+    ms = latency(tmp_path / "no-checkpoint-needed.pt", tmp_path, "synth:n=64", str(tmp_path / "cache"))
+    assert set(ms) == {"ov_fp32_ms", "ov_int8_ms"} and all(v > 0 for v in ms.values())
+    assert {"openvino-fp32", "openvino-int8"} <= {a.key for a in Manifest.load(tmp_path / "bundle").artifacts()}

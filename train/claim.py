@@ -127,12 +127,16 @@ def latency(ckpt: Path, work: Path, data: str, cache: str) -> Dict[str, float]:
     from alage_edge import AgeEstimator
     from alage_edge.convert.export import export_bundle
     from alage_edge.convert.openvino import build
+    from alage_edge.manifest import Manifest
     from alage_edge.model import load_checkpoint
 
     bundle = work / "bundle"
     if not (bundle / "manifest.json").is_file():
         export_bundle(load_checkpoint(ckpt), bundle, checkpoint=ckpt)
+    have = {a.key for a in Manifest.load(bundle).artifacts()}  # an interrupted run built only some of them
+    if "openvino-fp32" not in have:
         build(bundle, "fp32", progress=False)
+    if "openvino-int8" not in have:
         build(bundle, "int8", data=data, calib_size=300, progress=False, cache=cache)
     # fp32 and INT8 interleaved, 7 rounds of 30 calls, the median of the round medians: one round of 50
     # once read 4.07 ms for a model that takes 1.6-1.8 ms here (this machine's speed is bimodal over seconds)
