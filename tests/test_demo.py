@@ -47,3 +47,18 @@ def test_demo_second_run_reuses_what_is_up_to_date(demo_dir, capsys):
     assert run_demo(DemoConfig(out=str(demo_dir), profile="quick", progress=False)) == 0
     out = capsys.readouterr().out
     assert out.count("up to date") >= 7
+
+
+def test_a_changed_preset_is_not_taken_as_up_to_date(demo_dir, monkeypatch, capsys):
+    """The training step's stamp holds the preset's content: a preset that changed since the run is
+    trained again, and the run of the old settings there is kept, with a message saying what to do."""
+    from alage_edge.demo import DemoConfig, run_demo
+    from alage_edge.train import presets
+
+    tiny = presets.PRESETS["tiny"]
+    monkeypatch.setitem(presets.PRESETS, "tiny", {**tiny, "model": {**tiny["model"], "hidden": 48}})
+    before = (demo_dir / "al_resnet18" / "best.pt").read_bytes()
+    with pytest.raises(ValueError, match="other settings.*The demo keeps that run: move .*al_resnet18 away"):
+        run_demo(DemoConfig(out=str(demo_dir), profile="quick", progress=False))
+    assert "[1] train al_resnet18" in capsys.readouterr().out
+    assert (demo_dir / "al_resnet18" / "best.pt").read_bytes() == before
