@@ -14,7 +14,7 @@ in the joint stage). Models:
   AL@S detail2 exact crops T=5 crop 80 joint only   five boxes copied 1:1, a narrower local CNN (the rows
                   above keep the T = 3, 56 px, width 16 model they were measured with)
   global@S width 8   the global stream of the row below on its own
-  AL@S detail2 exact crops, global width 8, local width 12   the same boxes, a global stream half as wide and
+  AL@S detail2 exact crops global width 8 local width 12   the same boxes, a global stream half as wide and
                   a local CNN 1.5x as wide
 plus an ablation on one seed (T = 1, 2; fusion mean). Every model is also scored on the same test
 faces drawn as a face front end leaves them (``pose=ALIGNED_POSE``: the claim's up to 7% shift and
@@ -63,7 +63,7 @@ MODELS = {  # name -> (arch, model options over the preset[, training options])
         "al_resnet18", {**W16, "detail_scale": 2, "steps": 5, "crop_size": 80, "local_width": 8, "exact_crops": True},
         JOINT_ONLY),
     "global@S width 8": ("resnet18", {"detail_scale": 2, "width": 8}),
-    "AL@S detail2 exact crops, global width 8, local width 12": (
+    "AL@S detail2 exact crops global width 8 local width 12": (
         "al_resnet18", {"detail_scale": 2, "steps": 5, "crop_size": 80, "width": 8, "local_width": 12,
                         "exact_crops": True}, JOINT_ONLY),
 }
@@ -71,9 +71,9 @@ ALIGNED_POSE = 0.3  # synth pose scale of "aligned" faces: up to 2.1% shift, 4.5
 CLAIM = ("global@S", "AL@S detail2")  # over every seed
 ALSO_EVERY_SEED = ("AL@S detail2 fixed boxes", "AL@S detail2 fixed boxes joint only",
                    "AL@S detail2 fixed T=5 crop 52 joint only", "AL@S detail2 exact crops T=5 crop 80 joint only",
-                   "global@S width 8", "AL@S detail2 exact crops, global width 8, local width 12")
+                   "global@S width 8", "AL@S detail2 exact crops global width 8 local width 12")
 # An attention row is compared with global@S and, when its global stream differs, also with that stream alone.
-OWN_BASELINE = {"AL@S detail2 exact crops, global width 8, local width 12": "global@S width 8"}
+OWN_BASELINE = {"AL@S detail2 exact crops global width 8 local width 12": "global@S width 8"}
 BASELINES = ("global@S",) + tuple(OWN_BASELINE.values())
 ABLATION = ("AL@S detail2 T=1", "AL@S detail2 T=2", "AL@S detail2 fusion=mean")
 
@@ -271,7 +271,7 @@ def run_claim(out: str = "runs/claim", seeds=(0, 1, 2), n_train: int = 3000, n_t
               latency_for=("global@S", "global@2S", "AL@S detail1", "AL@S detail2", "AL@S detail2 fixed boxes",
                            "AL@S detail2 fixed T=5 crop 52 joint only",
                            "AL@S detail2 exact crops T=5 crop 80 joint only", "global@S width 8",
-                           "AL@S detail2 exact crops, global width 8, local width 12"),
+                           "AL@S detail2 exact crops global width 8 local width 12"),
               progress: bool = True, only: Optional[List[str]] = None, jobs: int = 1, preset: str = PRESET) -> str:
     """Train every (model, seed) of the plan (``jobs`` at a time, in worker processes with a core share
     each: on 2 cores two 1-thread runs train ~1.5x faster than one 2-thread run), then evaluate them one
