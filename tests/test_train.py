@@ -104,6 +104,7 @@ def test_compact_preset_keeps_boxes_fixed_and_the_flag_overrides_it():
     assert cfg("--preset", "compact").box_lr_scale == 0.0
     assert cfg("--preset", "compact", "--box-lr-scale", "1").box_lr_scale == 1.0
     assert cfg("--preset", "paper").box_lr_scale == 1.0 and cfg("--preset", "tiny").box_lr_scale == 1.0
+    assert cfg().l1_heads == "fused" and cfg("--l1-heads", "all").l1_heads == "all"
 
 
 @pytest.mark.parametrize("detail", [1, 2])
@@ -303,3 +304,18 @@ def test_a_kill_at_any_point_of_an_epoch_resumes_to_the_same_run(tmp_path, monke
     assert [r["loss"] for r in ha] == [r["loss"] for r in hb] and len(hb) == 3
     ba = read_checkpoint(tmp_path / "whole" / "run" / "best.pt")["meta"]["epoch"]
     assert read_checkpoint(tmp_path / "killed" / "run" / "best.pt")["meta"]["epoch"] == ba
+
+
+def test_the_l1_term_on_every_head_adds_the_global_and_local_terms():
+    from alage_edge.train.losses import LossWeights, age_loss
+
+    g = torch.Generator().manual_seed(0)
+    out = {f"{h}_logits": torch.randn(4, 101, generator=g) for h in ("global", "local", "fused")}
+    age, group = torch.tensor([3.0, 20.0, 41.0, 77.0]), torch.zeros(4, dtype=torch.long)
+    heads = ("global", "local", "fused")
+    fused, p1 = age_loss(out, age, group, "dex", LossWeights(l1=0.5), heads)
+    every, p2 = age_loss(out, age, group, "dex", LossWeights(l1=0.5, l1_every_head=True), heads)
+    assert set(p2) - set(p1) == {"l1_global", "l1_local"} and p1["l1"] == p2["l1"]
+    assert float(every - fused) == pytest.approx(0.5 * (p2["l1_global"] + p2["l1_local"]), rel=1e-5)
+    with pytest.raises(ValueError, match="l1_heads must be 'fused' or 'all', got 'local'"):
+        TrainConfig(l1_heads="local")

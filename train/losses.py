@@ -18,6 +18,7 @@ class LossWeights:
     local: float = 1.0
     fused: float = 1.0
     l1: float = 0.0  # weight of |E[age] - age| (years), DEX only
+    l1_every_head: bool = False  # on each head trained, not only the last (the fused one in joint training)
 
 
 def head_targets(head: str, age: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
@@ -36,9 +37,10 @@ def age_loss(out: Dict[str, torch.Tensor], age: torch.Tensor, group: torch.Tenso
         parts[f"ce_{h}"] = float(ce.detach())
         total = total + w[h] * ce
     if head == "dex" and weights.l1 > 0:
-        last = out[f"{heads[-1]}_logits"].float()
-        expect = F.softmax(last, dim=1) @ torch.arange(DEX_CLASSES, device=last.device, dtype=last.dtype)
-        l1 = (expect - age).abs().mean()
-        parts["l1"] = float(l1.detach())
-        total = total + weights.l1 * l1
+        for h in heads if weights.l1_every_head else heads[-1:]:
+            logits = out[f"{h}_logits"].float()
+            expect = F.softmax(logits, dim=1) @ torch.arange(DEX_CLASSES, device=logits.device, dtype=logits.dtype)
+            l1 = (expect - age).abs().mean()
+            parts["l1" if h == heads[-1] else f"l1_{h}"] = float(l1.detach())
+            total = total + weights.l1 * l1
     return total, parts

@@ -59,6 +59,7 @@ class TrainConfig:
     step_gamma: float = 0.1
     weights: Tuple[float, float, float] = (1.0, 1.0, 1.0)  # global, local, fused
     l1: float = 0.0
+    l1_heads: str = "fused"  # fused: the L1 term on the last head trained; all: on every head trained
     clip: float = 5.0
     amp: Optional[bool] = None  # None: on for CUDA
     seed: int = 0
@@ -76,6 +77,10 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def __post_init__(self):
+        if self.l1_heads not in ("fused", "all"):
+            raise ValueError(f"l1_heads must be 'fused' or 'all', got {self.l1_heads!r}")
 
     @classmethod
     def from_preset(cls, preset: str, model: Optional[Dict] = None, **overrides) -> "TrainConfig":
@@ -366,7 +371,7 @@ class Trainer:
         module.train()
         if stage == "attention":
             self.model.global_stream.eval()  # frozen: BatchNorm statistics stay as trained
-        weights = LossWeights(*cfg.weights, l1=cfg.l1)
+        weights = LossWeights(*cfg.weights, l1=cfg.l1, l1_every_head=cfg.l1_heads == "all")
         heads = STAGE_HEADS[stage] if self.model.cfg.attention else ("global",)
         total, n, t0 = 0.0, 0, time.perf_counter()
         it = bar(loader, desc=f"{stage} {epoch + 1}/{self.epochs_of(stage)}", leave=False,
