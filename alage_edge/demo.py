@@ -84,7 +84,7 @@ class Steps:
 
 
 def _train(cfg: DemoConfig, arch: str, out: Path) -> None:
-    from alage_edge.train.trainer import TrainConfig, train
+    from alage_edge.train.trainer import RunMismatch, TrainConfig, train
 
     s = cfg.settings
     model = s.get("baseline_config") if arch == cfg.baseline else None
@@ -92,10 +92,8 @@ def _train(cfg: DemoConfig, arch: str, out: Path) -> None:
         train(TrainConfig.from_preset(s["preset"], arch=arch, model=model, data=cfg.data, out=str(out),
                                       epochs=tuple(s["epochs"]), seed=cfg.seed, resume=True,
                                       cache=str(Path(cfg.out) / "cache"), progress=cfg.progress))
-    except ValueError as e:  # a run of other settings there (an older demo): kept, never overwritten
-        if "other settings" not in str(e):
-            raise
-        raise ValueError(f"{e}. The demo keeps that run: move {out} away, or give the demo another --out") from e
+    except RunMismatch as e:  # a run of other settings there (an older demo): kept, never overwritten
+        raise RunMismatch(f"{e}. The demo keeps that run: move {out} away, or give the demo another --out") from e
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -155,7 +153,8 @@ def run_demo(cfg: DemoConfig) -> int:
                                     "test", cache=cache)
         for r, d in zip(rows, (att_dir, base_dir)):
             m = load_checkpoint(d / "best.pt")
-            r.update(model=f"{m.cfg.arch} (detail {m.cfg.detail_scale}, width {m.cfg.width})",
+            local = f", local width {m.cfg.local_width}" if m.cfg.attention else ""
+            r.update(model=f"{m.cfg.arch} (detail {m.cfg.detail_scale}, width {m.cfg.width}{local})",
                      gflops=count_flops(m.eval()) / 1e9)
         plot(rows, root / "frontier.png")
         a, b = rows

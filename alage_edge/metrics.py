@@ -30,14 +30,21 @@ def one_off(pred_group, true_group) -> float:
     return float(np.mean(np.abs(np.asarray(pred_group) - np.asarray(true_group)) <= 1))
 
 
+def _area(z: np.ndarray) -> np.ndarray:
+    return (z[..., 2] - z[..., 0]) * (z[..., 3] - z[..., 1])
+
+
+def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    ix = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    iy = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    return ix * iy
+
+
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of boxes (..., 4) x1,y1,x2,y2, broadcast."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    ix = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    iy = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = ix * iy
-    area = lambda z: (z[..., 2] - z[..., 0]) * (z[..., 3] - z[..., 1])  # noqa: E731
-    return inter / np.maximum(area(a) + area(b) - inter, 1e-12)
+    inter = _intersection(a, b)
+    return inter / np.maximum(_area(a) + _area(b) - inter, 1e-12)
 
 
 def box_hits(pred_boxes: np.ndarray, true_boxes: np.ndarray, threshold: float = 0.3) -> np.ndarray:
@@ -50,10 +57,7 @@ def regions_covered(pred_boxes: np.ndarray, true_boxes: np.ndarray, share: float
     """(N, R) booleans: at least ``share`` of true region r's area lies inside one attention box (a box larger
     than its region can hold all of it at an IoU < 0.5)."""
     p, t = np.asarray(pred_boxes, np.float64)[:, :, None, :], np.asarray(true_boxes, np.float64)[:, None, :, :]
-    ix = np.clip(np.minimum(p[..., 2], t[..., 2]) - np.maximum(p[..., 0], t[..., 0]), 0, None)
-    iy = np.clip(np.minimum(p[..., 3], t[..., 3]) - np.maximum(p[..., 1], t[..., 1]), 0, None)
-    area = (t[..., 2] - t[..., 0]) * (t[..., 3] - t[..., 1])
-    return (ix * iy / np.maximum(area, 1e-12)).max(axis=1) >= share
+    return (_intersection(p, t) / np.maximum(_area(t), 1e-12)).max(axis=1) >= share
 
 
 def attention_scores(pred_boxes: np.ndarray, true_boxes: np.ndarray, threshold: float = 0.3) -> Dict[str, float]:

@@ -54,11 +54,12 @@ def test_a_changed_preset_is_not_taken_as_up_to_date(demo_dir, monkeypatch, caps
     trained again, and the run of the old settings there is kept, with a message saying what to do."""
     from alage_edge.demo import DemoConfig, run_demo
     from alage_edge.train import presets
+    from alage_edge.train.trainer import RunMismatch
 
     tiny = presets.PRESETS["tiny"]
     monkeypatch.setitem(presets.PRESETS, "tiny", {**tiny, "model": {**tiny["model"], "hidden": 48}})
     before = (demo_dir / "al_resnet18" / "best.pt").read_bytes()
-    with pytest.raises(ValueError, match="other settings.*The demo keeps that run: move .*al_resnet18 away"):
+    with pytest.raises(RunMismatch, match="other settings.*The demo keeps that run: move .*al_resnet18 away"):
         run_demo(DemoConfig(out=str(demo_dir), profile="quick", progress=False))
     assert "[1] train al_resnet18" in capsys.readouterr().out
     assert (demo_dir / "al_resnet18" / "best.pt").read_bytes() == before

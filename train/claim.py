@@ -58,10 +58,11 @@ MODELS = {  # name -> (arch, model options over the preset[, training options])
     # all five age regions, smaller crops: the most the 60% GFLOPs budget of target 2 buys (0.161 of 0.271)
     "AL@S detail2 fixed T=5 crop 52 joint only": ("al_resnet18", {**T3_CROP56, "detail_scale": 2, "steps": 5,
                                                                   "crop_size": 52}, JOINT_ONLY),
-    # the compact default now: five 80 px boxes copied 1:1 from the detail image, a local CNN half as wide
+    # five 80 px boxes copied 1:1 from the detail image, a local CNN half as wide (the previous default)
     "AL@S detail2 exact crops T=5 crop 80 joint only": (
         "al_resnet18", {**W16, "detail_scale": 2, "steps": 5, "crop_size": 80, "local_width": 8, "exact_crops": True},
         JOINT_ONLY),
+    # the compact default now: the same boxes, the global stream's width moved to the local CNN
     "global@S width 8": ("resnet18", {"detail_scale": 2, "width": 8}),
     "AL@S detail2 exact crops global width 8 local width 12": (
         "al_resnet18", {"detail_scale": 2, "steps": 5, "crop_size": 80, "width": 8, "local_width": 12,

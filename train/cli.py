@@ -110,10 +110,10 @@ def config_from_args(args):
               "joint_lr_scale": args.joint_lr_scale, "l1": args.l1, "box_lr_scale": args.box_lr_scale}
     return TrainConfig.from_preset(
         args.preset, arch=args.arch, head=args.head, model=model, data=args.data, out=args.out, stage=args.stage,
-        weight_decay=args.weight_decay, l1_heads=args.l1_heads, schedule=args.schedule, warmup_epochs=args.warmup_epochs, weights=weights,
+        weight_decay=args.weight_decay, schedule=args.schedule, warmup_epochs=args.warmup_epochs, weights=weights,
         clip=args.clip, amp={"auto": None, "on": True, "off": False}[args.amp], seed=args.seed, workers=args.workers,
         device=args.device, pretrained=args.pretrained, init=args.init, resume=args.resume, overwrite=args.overwrite, cache=args.cache,
-        progress=not args.no_progress, **{k: v for k, v in chosen.items() if v is not None})
+        progress=not args.no_progress, l1_heads=args.l1_heads, **{k: v for k, v in chosen.items() if v is not None})
 
 
 def train_main(argv: Optional[List[str]] = None) -> int:

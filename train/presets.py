@@ -10,7 +10,8 @@ PRESETS = {
     # With the detail image (synth v4, n=3000, seed 1, val MAE): (6,2,4) 8.38, (4,4,4) 6.80, (2,6,4) 7.86,
     # (4,4,4) with joint lr x1.0 diverged (13.9): the local stream needs epochs more than the global stage.
     # Tried and dropped (val MAE against the (4,4,4) run at the same epoch): boxes of fixed side crop_size /
-    # detail size, read 1:1 but placed between pixels (before exact_crops): 22.0 / 13.8 after 4 attention epochs (seeds 0/1) against 9.5 / 8.8; Gaussian
+    # detail size, read 1:1 but placed between pixels (before exact_crops): 22.0 / 13.8 after 4 attention
+    # epochs (seeds 0/1) against 9.5 / 8.8; Gaussian
     # label distributions (sigma 2 y, seed 0): AL 8.48 after 2 joint epochs against 10.06, but global@S
     # 12.26 after 12 epochs against 10.70: a better ratio bought by a worse baseline is not a fair one.
     # A 14x14 thumbnail of the input fed to the LSTM (a linear probe on it locates the age regions with
@@ -37,9 +38,10 @@ PRESETS = {
     # In those models the global stream (56% of the GFLOPs) added 0.01-0.05 y through the fused head, so
     # compute moved from it to the local CNN: global width 8, local width 12 (0.134 GFLOPs) 3.76 / 3.60 / 4.01
     # (seeds 0-2; 3.79 +- 0.17 against 3.94 +- 0.01, same OpenVINO latency), local 13 3.76 (0.151, seed 0);
-    # on top of width 8 / 12: the L1 term on every head 3.71 / 3.67 / 3.80 (seeds 0-2, a patched loss equal to
-    # --l1-heads all; not the default yet), lr 4e-3 3.80 (seed 0); 56 px boxes with local width 16 4.01 (0.116; aligned faces 3.73,
-    # box hits at IoU >= 0.5 80%), 48 px with local width 20 4.33 (0.129; aligned 3.75, hits 85%).
+    # on top of width 8 / 12: the L1 term on every head 3.71 / 3.67 / 3.80 (seeds 0-2, a patched loss equal
+    # to --l1-heads all; not the default yet), lr 4e-3 3.80 (seed 0); 56 px boxes with local width 16 4.01
+    # (0.116; aligned faces 3.73, box hits at IoU >= 0.5 80%), 48 px with local width 20 4.33 (0.129;
+    # aligned 3.75, hits 85%).
     "compact": {"model": {"img_size": 112, "width": 8, "local_width": 12, "crop_size": 80, "steps": 5,
                           "exact_crops": True, "hidden": 128},
                 "epochs": (0, 0, 12), "batch_size": 64, "optimizer": "adamw", "lr": 2e-3, "l1": 0.05,

@@ -38,6 +38,10 @@ STAGES = ("global", "attention", "joint")
 STAGE_HEADS = {"global": ("global",), "attention": ("local", "fused"), "joint": ("global", "local", "fused")}
 
 
+class RunMismatch(ValueError):
+    """--resume found a run of other settings in the folder (it is kept, never overwritten)."""
+
+
 @dataclass
 class TrainConfig:
     arch: str = "al_resnet18"
@@ -260,7 +264,7 @@ class Trainer:
             diff = sorted(k for k in then if k not in self.RESUMABLE
                           and json.dumps(then[k], sort_keys=True) != json.dumps(now.get(k), sort_keys=True))
             if diff:
-                raise ValueError(f"--resume: {self.out} was trained with other settings: "
+                raise RunMismatch(f"--resume: {self.out} was trained with other settings: "
                                  + "; ".join(f"{k}: {then[k]!r} then, {now.get(k)!r} now" for k in diff)
                                  + " (use the same settings, or --overwrite to start over)")
 
