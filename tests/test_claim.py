@@ -22,6 +22,7 @@ def test_claim_trains_evaluates_and_reports(tmp_path, jobs):
     assert configs[0]["epochs"] == [1, 1, 1] and configs[0]["box_lr_scale"] == 1.0  # staged, learned boxes
     assert configs[1]["epochs"] == [0, 0, 3] and configs[1]["box_lr_scale"] == 0.0  # every epoch joint
     assert configs[1]["joint_lr_scale"] == 1.0
+    assert configs[0]["l1_heads"] == configs[1]["l1_heads"] == "fused"  # as those rows were measured
     rows = rows[:2]
     assert rows[1]["gflops"] > rows[0]["gflops"] > 0 and "box_hit_mean" in rows[1]
     assert "AL@S detail2 / global@S MAE per seed" in text and (tmp_path / "claim.png").stat().st_size > 1000
@@ -75,3 +76,22 @@ def test_latency_builds_what_an_interrupted_run_left_out(tiny_bundle, tmp_path):
     ms = latency(tmp_path / "no-checkpoint-needed.pt", tmp_path, "synth:n=64", str(tmp_path / "cache"))
     assert set(ms) == {"ov_fp32_ms", "ov_int8_ms"} and all(v > 0 for v in ms.values())
     assert {"openvino-fp32", "openvino-int8"} <= {a.key for a in Manifest.load(tmp_path / "bundle").artifacts()}
+
+
+def test_the_claims_default_row_trains_what_the_compact_preset_trains(tmp_path):
+    """The row the README calls the compact default is that preset, option for option (bar the claim's
+    run folder, data and epochs); the row before it differs from it only in the L1 term's heads."""
+    from alage_edge.model import model_config
+    from alage_edge.train.claim import DEFAULT, train_config
+    from alage_edge.train.trainer import TrainConfig
+
+    def settings(cfg):
+        d = cfg.to_dict()
+        model = model_config(d.pop("arch"), d.pop("head"), **d.pop("model")).to_dict()
+        return {k: v for k, v in d.items() if k not in ("out", "data", "seed", "resume", "cache", "progress")}, model
+
+    row = train_config(tmp_path, DEFAULT, 0, "synth", (4, 4, 4), "c", False)
+    assert settings(row) == settings(TrainConfig.from_preset("compact", arch="al_resnet18", epochs=(0, 0, 12)))
+    before = settings(train_config(tmp_path, "AL@S detail2 exact crops global width 8 local width 12", 0, "synth",
+                                   (4, 4, 4), "c", False))
+    assert before[1] == settings(row)[1] and {**before[0], "l1_heads": "all"} == settings(row)[0]

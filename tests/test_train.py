@@ -105,6 +105,7 @@ def test_compact_preset_keeps_boxes_fixed_and_the_flag_overrides_it():
     assert cfg("--preset", "compact", "--box-lr-scale", "1").box_lr_scale == 1.0
     assert cfg("--preset", "paper").box_lr_scale == 1.0 and cfg("--preset", "tiny").box_lr_scale == 1.0
     assert cfg().l1_heads == "fused" and cfg("--l1-heads", "all").l1_heads == "all"
+    assert cfg("--preset", "compact").l1_heads == "all" and cfg("--preset", "compact", "--l1-heads", "fused").l1_heads == "fused"
 
 
 @pytest.mark.parametrize("detail", [1, 2])
@@ -246,18 +247,22 @@ def test_a_run_from_before_a_setting_existed_resumes_with_its_default(tmp_path):
 
 
 def test_a_global_only_run_resumes_when_only_attention_options_changed(tmp_path):
-    """A preset moving the local CNN's width must not orphan its finished global-only runs; it does
-    stop an attention run, and a global-only run whose own width changed."""
+    """A preset moving the local CNN's width or the L1 term's heads must not orphan its finished global-only
+    runs (one head: nothing changes in them); it does stop an attention run, and a global-only run whose
+    own width changed."""
     train(_cfg(tmp_path, arch="resnet18", epochs=(1, 0, 0)))
     stored = json.loads((tmp_path / "run" / "config.json").read_text())["model"]
     changed = {**stored, "local_width": stored["local_width"] * 2, "crop_size": stored["crop_size"] - 8}
-    train(_cfg(tmp_path, arch="resnet18", epochs=(1, 0, 0), resume=True, model=changed))  # finished: only checked
+    train(_cfg(tmp_path, arch="resnet18", epochs=(1, 0, 0), resume=True, model=changed,
+               l1_heads="all"))  # finished: only checked
     with pytest.raises(ValueError, match=r"other settings: model: .*'width': 8.* then, .*'width': 16.* now"):
         train(_cfg(tmp_path, arch="resnet18", epochs=(1, 0, 0), resume=True, model={**stored, "width": 16}))
     train(_cfg(tmp_path / "al", epochs=(1, 0, 0)))
     stored = json.loads((tmp_path / "al" / "run" / "config.json").read_text())["model"]
     with pytest.raises(ValueError, match=r"other settings: model: "):
         train(_cfg(tmp_path / "al", epochs=(1, 0, 0), resume=True, model={**stored, "local_width": 16}))
+    with pytest.raises(ValueError, match=r"other settings: l1_heads: 'fused' then, 'all' now"):
+        train(_cfg(tmp_path / "al", epochs=(1, 0, 0), resume=True, l1_heads="all"))
 
 
 def test_stale_temp_files_of_this_run_are_cleaned(tmp_path):

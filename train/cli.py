@@ -82,9 +82,9 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--loss-weights", default="1,1,1", help="cross-entropy weights of global,local,fused")
     p.add_argument("--l1", type=float, default=None, help="weight of an L1 loss on the DEX expected age "
                                                            "(default: the preset's)")
-    p.add_argument("--l1-heads", choices=["fused", "all"], default="fused",
+    p.add_argument("--l1-heads", choices=["fused", "all"], default=None,
                    help="fused: the L1 term on the last head trained only; all: on the global and local heads "
-                        "too (synth, widths 8 / 12, three seeds: 3.73 +- 0.05 against 3.79 +- 0.17; README)")
+                        "too (the compact preset's default: see the README's claim). Default: the preset's")
     p.add_argument("--clip", type=float, default=5.0, help="gradient-norm clipping (0: off)")
     p.add_argument("--amp", choices=["auto", "on", "off"], default="auto", help="mixed precision (CUDA only)")
     p.add_argument("--pretrained", default=None, help="torchvision-format ImageNet checkpoint for the global backbone")
@@ -107,13 +107,14 @@ def config_from_args(args):
     if len(weights) != 3:
         raise ValueError("--loss-weights takes three numbers: global,local,fused")
     chosen = {"epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr,
-              "joint_lr_scale": args.joint_lr_scale, "l1": args.l1, "box_lr_scale": args.box_lr_scale}
+              "joint_lr_scale": args.joint_lr_scale, "l1": args.l1, "box_lr_scale": args.box_lr_scale,
+              "l1_heads": args.l1_heads}
     return TrainConfig.from_preset(
         args.preset, arch=args.arch, head=args.head, model=model, data=args.data, out=args.out, stage=args.stage,
         weight_decay=args.weight_decay, schedule=args.schedule, warmup_epochs=args.warmup_epochs, weights=weights,
         clip=args.clip, amp={"auto": None, "on": True, "off": False}[args.amp], seed=args.seed, workers=args.workers,
         device=args.device, pretrained=args.pretrained, init=args.init, resume=args.resume, overwrite=args.overwrite, cache=args.cache,
-        progress=not args.no_progress, l1_heads=args.l1_heads, **{k: v for k, v in chosen.items() if v is not None})
+        progress=not args.no_progress, **{k: v for k, v in chosen.items() if v is not None})
 
 
 def train_main(argv: Optional[List[str]] = None) -> int:

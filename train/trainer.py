@@ -26,7 +26,7 @@ from torch.utils.data.distributed import DistributedSampler
 from alage_edge.atomic import write_json, write_text
 from alage_edge.data import open_splits
 from alage_edge.model import ALNet, build_model, load_pretrained, read_checkpoint, save_checkpoint
-from alage_edge.model.registry import options_it_reads
+from alage_edge.model.registry import is_global_only, options_it_reads
 from alage_edge.progress import bar
 
 from . import distributed as dist
@@ -97,6 +97,7 @@ class TrainConfig:
         p = PRESETS[preset]
         fields = {k: p[k] for k in ("epochs", "batch_size", "optimizer", "lr", "l1", "joint_lr_scale")}
         fields["box_lr_scale"] = p.get("box_lr_scale", 1.0)
+        fields["l1_heads"] = p.get("l1_heads", "fused")
         if overrides.get("optimizer", p["optimizer"]) != p["optimizer"] and "lr" not in overrides:
             fields["lr"] = DEFAULT_LR[overrides["optimizer"]]
         return cls(model={**p["model"], **(model or {})}, **{**fields, **overrides})
@@ -260,7 +261,7 @@ class Trainer:
             before = _jsonable(TrainConfig())  # a key a run's config lacks was added since: it ran with the default
             then = {k: stored.get(k, before.get(k)) for k in set(stored) | set(now)}
             for d in (then, now):
-                d["model"] = options_it_reads(str(d.get("arch")), d.get("model") or {})
+                d.update(settings_it_reads(d))
             diff = sorted(k for k in then if k not in self.RESUMABLE
                           and json.dumps(then[k], sort_keys=True) != json.dumps(now.get(k), sort_keys=True))
             if diff:
@@ -465,6 +466,15 @@ def warm_start_attention(model: ALNet) -> List[str]:
         att.fused_head.bias.copy_(glob.head.bias)
         done.append("fused head <- [global head, 0]")
     return done
+
+
+def settings_it_reads(cfg: dict) -> dict:
+    """The model options and loss settings of a stored or current config that change what a run trains: a
+    global-only model has one head, so the attention options and ``l1_heads`` change nothing in it (a preset
+    moving them must not make its finished runs look different)."""
+    arch = str(cfg.get("arch"))
+    model = options_it_reads(arch, cfg.get("model") or {})
+    return {"model": model, "l1_heads": "fused" if is_global_only(arch) else cfg.get("l1_heads")}
 
 
 def _jsonable(cfg: TrainConfig) -> dict:

@@ -29,10 +29,15 @@ ATTENTION_OPTIONS = ("local_backbone", "local_width", "crop_size", "steps", "hid
                      "exact_crops", "fusion")
 
 
+def is_global_only(name: str) -> bool:
+    """A registered model without the attention stream (one head: global)."""
+    return name in _REGISTRY and not _REGISTRY[name]().attention
+
+
 def options_it_reads(name: str, config: dict) -> dict:
     """``config`` without the attention-stream options when ``name`` is a global-only model (they change
     nothing in it: a preset moving them must not make its finished runs look different)."""
-    if name in _REGISTRY and not _REGISTRY[name]().attention:
+    if is_global_only(name):
         return {k: v for k, v in config.items() if k not in ATTENTION_OPTIONS}
     return config
 
