@@ -95,3 +95,14 @@ def test_the_claims_default_row_trains_what_the_compact_preset_trains(tmp_path):
     before = settings(train_config(tmp_path, "AL@S detail2 exact crops global width 8 local width 12", 0, "synth",
                                    (4, 4, 4), "c", False))
     assert before[1] == settings(row)[1] and {**before[0], "l1_heads": "all"} == settings(row)[0]
+
+
+def test_the_defaults_ablation_rows_change_one_option_each():
+    from alage_edge.train.claim import ABLATION, DEFAULT, MODELS
+
+    arch, model, training = MODELS[DEFAULT]
+    rows = {m[len(DEFAULT) + 1:]: MODELS[m] for m in ABLATION if m.startswith(DEFAULT + " ")}
+    assert set(rows) == {"T=1", "T=3", "fusion=mean"}
+    for change, (a, m, t) in rows.items():
+        key, value = ("steps", int(change[2:])) if change.startswith("T=") else ("fusion", "mean")
+        assert (a, t) == (arch, training) and m == {**model, key: value} and model.get(key, "concat") != value

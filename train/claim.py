@@ -18,7 +18,7 @@ in the joint stage). Models:
                   a local CNN 1.5x as wide
   AL@S detail2 exact crops global width 8 local width 12 L1 every head   the same model with the L1 term on
                   the global and local heads too: the compact default
-plus an ablation on one seed (T = 1, 2; fusion mean). Every model is also scored on the same test
+plus an ablation on one seed (T = 1, 2; fusion mean; and for the default T = 1, 3; fusion mean). Every model is also scored on the same test
 faces drawn as a face front end leaves them (``pose=ALIGNED_POSE``: the claim's up to 7% shift and
 15 degree turn cut to 30%), where template-placed boxes can sit on the regions. Runs resume; a run
 already in claim.json is kept as it is (drop its row to redo it; missing aligned scores are added).
@@ -49,6 +49,8 @@ JOINT_ONLY = {**FUSED_L1, "box_lr_scale": 0.0, "joint_lr_scale": 1.0, "joint_onl
 W16 = {"width": 16}  # the global stream of every row but the width-8 ones
 T3_CROP56 = {**W16, "steps": 3, "crop_size": 56, "local_width": 16, "exact_crops": False}  # the compact model then
 DEFAULT = "AL@S detail2 exact crops global width 8 local width 12 L1 every head"  # the compact preset's model
+DEFAULT_MODEL = {"detail_scale": 2, "steps": 5, "crop_size": 80, "width": 8, "local_width": 12, "exact_crops": True}
+DEFAULT_TRAINING = {**JOINT_ONLY, "l1_heads": "all"}
 MODELS = {  # name -> (arch, model options over the preset[, training options])
     "global@S": ("resnet18", {**W16, "detail_scale": 2}),
     "global@2S": ("resnet18", {**W16, "img_size": 2 * S, "detail_scale": 1}),
@@ -73,8 +75,10 @@ MODELS = {  # name -> (arch, model options over the preset[, training options])
         "al_resnet18", {"detail_scale": 2, "steps": 5, "crop_size": 80, "width": 8, "local_width": 12,
                         "exact_crops": True}, JOINT_ONLY),
     # the compact default now: that model with the L1 term on every head
-    DEFAULT: ("al_resnet18", {"detail_scale": 2, "steps": 5, "crop_size": 80, "width": 8, "local_width": 12,
-                              "exact_crops": True}, {**JOINT_ONLY, "l1_heads": "all"}),
+    DEFAULT: ("al_resnet18", DEFAULT_MODEL, DEFAULT_TRAINING),
+    # its ablation: fewer boxes (the first T of eyes, forehead, folds), the paper's other fusion
+    **{f"{DEFAULT} {change}": ("al_resnet18", {**DEFAULT_MODEL, **opts}, DEFAULT_TRAINING)
+       for change, opts in (("T=1", {"steps": 1}), ("T=3", {"steps": 3}), ("fusion=mean", {"fusion": "mean"}))},
 }
 ALIGNED_POSE = 0.3  # synth pose scale of "aligned" faces: up to 2.1% shift, 4.5 degrees (scale unchanged)
 CLAIM = ("global@S", "AL@S detail2")  # over every seed
@@ -85,7 +89,8 @@ ALSO_EVERY_SEED = ("AL@S detail2 fixed boxes", "AL@S detail2 fixed boxes joint o
 OWN_BASELINE = {"AL@S detail2 exact crops global width 8 local width 12": "global@S width 8",
                 DEFAULT: "global@S width 8"}
 BASELINES = ("global@S",) + tuple(OWN_BASELINE.values())
-ABLATION = ("AL@S detail2 T=1", "AL@S detail2 T=2", "AL@S detail2 fusion=mean")
+ABLATION = ("AL@S detail2 T=1", "AL@S detail2 T=2", "AL@S detail2 fusion=mean",
+            f"{DEFAULT} T=1", f"{DEFAULT} T=3", f"{DEFAULT} fusion=mean")
 
 
 def plan(seeds: List[int], ablation: bool = True) -> List[tuple]:
