@@ -97,12 +97,13 @@ def test_the_claims_default_row_trains_what_the_compact_preset_trains(tmp_path):
     assert before[1] == settings(row)[1] and {**before[0], "l1_heads": "all"} == settings(row)[0]
 
 
-def test_the_defaults_ablation_rows_change_one_option_each():
-    from alage_edge.train.claim import ABLATION, DEFAULT, MODELS
+def test_the_defaults_ablation_and_crop_rows_change_one_option_each():
+    from alage_edge.train.claim import ABLATION, CROP88, DEFAULT, MODELS
 
     arch, model, training = MODELS[DEFAULT]
-    rows = {m[len(DEFAULT) + 1:]: MODELS[m] for m in ABLATION if m.startswith(DEFAULT + " ")}
-    assert set(rows) == {"T=1", "T=3", "fusion=mean"}
+    rows = {m[len(DEFAULT) + 1:]: MODELS[m] for m in ABLATION + (CROP88,) if m.startswith(DEFAULT + " ")}
+    assert set(rows) == {"T=1", "T=3", "fusion=mean", "crop 88"}
     for change, (a, m, t) in rows.items():
-        key, value = ("steps", int(change[2:])) if change.startswith("T=") else ("fusion", "mean")
+        key, value = {"T": ("steps", change[2:]), "f": ("fusion", "mean"), "c": ("crop_size", change[5:])}[change[0]]
+        value = int(value) if key != "fusion" else value
         assert (a, t) == (arch, training) and m == {**model, key: value} and model.get(key, "concat") != value
