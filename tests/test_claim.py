@@ -101,9 +101,9 @@ def test_the_defaults_ablation_and_crop_rows_change_one_option_each():
     from alage_edge.train.claim import ABLATION, CROP88, DEFAULT, MODELS
 
     arch, model, training = MODELS[DEFAULT]
+    expected = {"T=1": {"steps": 1}, "T=3": {"steps": 3}, "fusion=mean": {"fusion": "mean"},
+                "crop 88": {"crop_size": 88}}
     rows = {m[len(DEFAULT) + 1:]: MODELS[m] for m in ABLATION + (CROP88,) if m.startswith(DEFAULT + " ")}
-    assert set(rows) == {"T=1", "T=3", "fusion=mean", "crop 88"}
+    assert set(rows) == set(expected)
     for change, (a, m, t) in rows.items():
-        key, value = {"T": ("steps", change[2:]), "f": ("fusion", "mean"), "c": ("crop_size", change[5:])}[change[0]]
-        value = int(value) if key != "fusion" else value
-        assert (a, t) == (arch, training) and m == {**model, key: value} and model.get(key, "concat") != value
+        assert (a, t) == (arch, training) and m == {**model, **expected[change]} and m != model
