@@ -274,11 +274,13 @@ def test_stale_temp_files_of_this_run_are_cleaned(tmp_path):
     assert not stale.exists() and (tmp_path / "run" / ".other.txt.tmp").exists()
 
 
+@pytest.mark.parametrize("ema", [0.0, 0.9])
 @pytest.mark.parametrize("kill", ["after best.pt", "after last.pt"])
-def test_a_kill_at_any_point_of_an_epoch_resumes_to_the_same_run(tmp_path, monkeypatch, kill):
+def test_a_kill_at_any_point_of_an_epoch_resumes_to_the_same_run(tmp_path, monkeypatch, kill, ema):
     """A kill (here: an exception at the point, then a fresh process state) between the epoch's writes
-    leaves a run that --resume completes exactly: same weights, every metrics row."""
-    cfg = dict(arch="resnet18", epochs=(3, 0, 0))
+    leaves a run that --resume completes exactly: same weights (and, with --ema, the same average and the
+    same raw weights under it), every metrics row."""
+    cfg = dict(arch="resnet18", epochs=(3, 0, 0), ema=ema)
     train(_cfg(tmp_path / "whole", **cfg))
     calls = {"n": 0}
     real_save, real_hist = Trainer.save, Trainer.write_history
@@ -301,9 +303,14 @@ def test_a_kill_at_any_point_of_an_epoch_resumes_to_the_same_run(tmp_path, monke
     monkeypatch.setattr(Trainer, "save", real_save)
     monkeypatch.setattr(Trainer, "write_history", real_hist)
     train(_cfg(tmp_path / "killed", resume=True, **cfg))
-    a = read_checkpoint(tmp_path / "whole" / "run" / "last.pt")["state_dict"]
-    b = read_checkpoint(tmp_path / "killed" / "run" / "last.pt")["state_dict"]
+    ca, cb = (read_checkpoint(tmp_path / run / "run" / "last.pt") for run in ("whole", "killed"))
+    a, b = ca["state_dict"], cb["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+    assert ("ema" in ca) == (ema > 0)
+    if ema:
+        ra, rb = ca["ema"]["raw_state_dict"], cb["ema"]["raw_state_dict"]
+        assert ca["ema"]["updates"] == cb["ema"]["updates"] == 3 * 96 // 16
+        assert all(torch.equal(ra[k], rb[k]) for k in ra) and not all(torch.equal(ra[k], a[k]) for k in ra)
     ha = json.loads((tmp_path / "whole" / "run" / "metrics.json").read_text())
     hb = json.loads((tmp_path / "killed" / "run" / "metrics.json").read_text())
     assert [r["loss"] for r in ha] == [r["loss"] for r in hb] and len(hb) == 3
@@ -324,3 +331,40 @@ def test_the_l1_term_on_every_head_adds_the_global_and_local_terms():
     assert float(every - fused) == pytest.approx(0.5 * (p2["l1_global"] + p2["l1_local"]), rel=1e-5)
     with pytest.raises(ValueError, match="l1_heads must be 'fused' or 'all', got 'local'"):
         TrainConfig(l1_heads="local")
+
+
+def test_the_weight_average_ramps_its_decay_and_copies_integer_buffers():
+    from alage_edge.train.ema import WeightAverage
+
+    m = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    w0 = m[0].weight.detach().clone()
+    ema = WeightAverage(m, 0.99)
+    with torch.no_grad():
+        m[0].weight.add_(1.0)
+    m[1].num_batches_tracked += 5
+    ema.update(m)
+    d = 2 / 11  # min(0.99, (1 + n) / (10 + n)) after one update
+    torch.testing.assert_close(ema.shadow["0.weight"], d * w0 + (1 - d) * (w0 + 1))
+    assert int(ema.shadow["1.num_batches_tracked"]) == 5
+    with ema.applied(m) as raw:
+        torch.testing.assert_close(m[0].weight, ema.shadow["0.weight"])
+        torch.testing.assert_close(raw["0.weight"], w0 + 1)
+    torch.testing.assert_close(m[0].weight, w0 + 1)
+    for bad in (1.0, -0.5, "0.9"):
+        with pytest.raises(ValueError, match="ema must be a decay in"):
+            TrainConfig(ema=bad)
+
+
+def test_with_ema_the_best_checkpoint_holds_the_weights_validation_scored(tmp_path):
+    """best.pt is the average (what each epoch's val MAE measured), not the weights the optimiser stepped."""
+    from alage_edge.train.evaluate import evaluate_checkpoint
+
+    train(_cfg(tmp_path, arch="resnet18", epochs=(2, 0, 0), ema=0.9))
+    run = tmp_path / "run"
+    best = read_checkpoint(run / "best.pt")
+    scored = next(r["val_mae"] for r in json.loads((run / "metrics.json").read_text())
+                  if r["epoch"] == best["meta"]["epoch"] + 1)
+    assert evaluate_checkpoint(str(run / "best.pt"), DATA, "val", cache=str(tmp_path / "cache"))["mae"] == \
+        pytest.approx(scored, abs=1e-4)
+    raw = read_checkpoint(run / "last.pt")["ema"]["raw_state_dict"]
+    assert not all(torch.equal(raw[k], best["state_dict"][k]) for k in raw)

@@ -86,6 +86,9 @@ def train_parser() -> argparse.ArgumentParser:
                    help="fused: the L1 term on the last head trained only; all: on the global and local heads "
                         "too (the compact preset's default: see the README's claim). Default: the preset's")
     p.add_argument("--clip", type=float, default=5.0, help="gradient-norm clipping (0: off)")
+    p.add_argument("--ema", type=float, default=None,
+                   help="decay of an average of the weights, updated every step, that validation scores and the "
+                        "checkpoints hold, e.g. 0.99 (0: off). Default: the preset's")
     p.add_argument("--amp", choices=["auto", "on", "off"], default="auto", help="mixed precision (CUDA only)")
     p.add_argument("--pretrained", default=None, help="torchvision-format ImageNet checkpoint for the global backbone")
     p.add_argument("--init", default=None, help="alage-edge checkpoint to start from (e.g. trained on IMDB-WIKI)")
@@ -108,7 +111,7 @@ def config_from_args(args):
         raise ValueError("--loss-weights takes three numbers: global,local,fused")
     chosen = {"epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr,
               "joint_lr_scale": args.joint_lr_scale, "l1": args.l1, "box_lr_scale": args.box_lr_scale,
-              "l1_heads": args.l1_heads}
+              "l1_heads": args.l1_heads, "ema": args.ema}
     return TrainConfig.from_preset(
         args.preset, arch=args.arch, head=args.head, model=model, data=args.data, out=args.out, stage=args.stage,
         weight_decay=args.weight_decay, schedule=args.schedule, warmup_epochs=args.warmup_epochs, weights=weights,

@@ -3,6 +3,8 @@
 Every epoch writes ``last.pt`` (model, optimiser, scheduler, scaler, RNG,
 stage and epoch) and, when validation improves, ``best.pt``, atomically; a
 killed run resumes with ``resume=True`` exactly where the last epoch ended.
+With ``ema`` > 0 an average of the weights (``train/ema.py``) is what validation
+scores and both checkpoints hold; ``last.pt`` keeps the stepped weights beside it.
 Under ``torchrun`` the model is wrapped in DistributedDataParallel, data is
 sharded with a DistributedSampler, losses and metrics are reduced across
 ranks and only rank 0 writes.
@@ -14,6 +16,7 @@ import io
 import json
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -31,6 +34,7 @@ from alage_edge.progress import bar
 
 from . import distributed as dist
 from .dataset import FaceDataset, bad_items
+from .ema import WeightAverage
 from .evaluate import predict, report
 from .losses import LossWeights, age_loss
 
@@ -65,6 +69,7 @@ class TrainConfig:
     l1: float = 0.0
     l1_heads: str = "fused"  # fused: the L1 term on the last head trained; all: on every head trained
     clip: float = 5.0
+    ema: float = 0.0  # decay of an average of the weights that validation scores and checkpoints hold (0: off)
     amp: Optional[bool] = None  # None: on for CUDA
     seed: int = 0
     workers: int = 0
@@ -85,6 +90,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.l1_heads not in ("fused", "all"):
             raise ValueError(f"l1_heads must be 'fused' or 'all', got {self.l1_heads!r}")
+        if not (isinstance(self.ema, (int, float)) and (self.ema == 0 or 0 < self.ema < 1)):
+            raise ValueError(f"ema must be a decay in (0, 1), e.g. 0.99, or 0 for off; got {self.ema!r}")
 
     @classmethod
     def from_preset(cls, preset: str, model: Optional[Dict] = None, **overrides) -> "TrainConfig":
@@ -98,6 +105,7 @@ class TrainConfig:
         fields = {k: p[k] for k in ("epochs", "batch_size", "optimizer", "lr", "l1", "joint_lr_scale")}
         fields["box_lr_scale"] = p.get("box_lr_scale", 1.0)
         fields["l1_heads"] = p.get("l1_heads", "fused")
+        fields["ema"] = p.get("ema", 0.0)
         if overrides.get("optimizer", p["optimizer"]) != p["optimizer"] and "lr" not in overrides:
             fields["lr"] = DEFAULT_LR[overrides["optimizer"]]
         return cls(model={**p["model"], **(model or {})}, **{**fields, **overrides})
@@ -175,6 +183,7 @@ class Trainer:
         self.history: List[dict] = []
         self.best = math.inf
         self.skipped: List[str] = []
+        self.ema: Optional[WeightAverage] = None  # the average of this stage's weights (cfg.ema > 0)
 
     # -- helpers ---------------------------------------------------------------------------------
     def log(self, msg: str) -> None:
@@ -270,7 +279,10 @@ class Trainer:
                                  + " (use the same settings, or --overwrite to start over)")
 
     # -- checkpoints -----------------------------------------------------------------------------
-    def save(self, name: str, stage: str, epoch: int, opt, sched, scaler, metrics: dict) -> None:
+    def save(self, name: str, stage: str, epoch: int, opt, sched, scaler, metrics: dict,
+             raw: Optional[dict] = None) -> None:
+        """The model's weights (the average, with --ema) and what resuming needs; ``raw``: the weights the
+        optimiser steps, when the model holds the average."""
         if not self.main:
             return
         rng = {"torch": torch.get_rng_state()}
@@ -280,7 +292,9 @@ class Trainer:
                         meta={"stage": stage, "epoch": epoch, "metrics": metrics, "train": _jsonable(self.cfg)},
                         optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                         scaler=scaler.state_dict() if scaler is not None else {}, rng=rng, best=self.best,
-                        history=json.dumps(self.history))
+                        history=json.dumps(self.history),
+                        **({"ema": {"updates": self.ema.updates, "raw_state_dict": {k: v.cpu() for k, v in raw.items()}}}
+                           if raw is not None and self.ema is not None else {}))
 
     def restore(self) -> Tuple[int, int, Optional[dict]]:
         """(stage index, next epoch, optimiser state) from last.pt, or a fresh start."""
@@ -288,7 +302,7 @@ class Trainer:
         if not (self.cfg.resume and path.is_file()):
             return 0, 0, None
         ck = read_checkpoint(path, map_location="cpu")
-        self.model.load_state_dict(ck["state_dict"])
+        self.model.load_state_dict(ck["ema"]["raw_state_dict"] if "ema" in ck else ck["state_dict"])
         meta = ck["meta"]
         self.best = float(ck.get("best", math.inf))
         self.history = json.loads(ck.get("history", "[]"))
@@ -332,25 +346,27 @@ class Trainer:
                 sched.load_state_dict(ck["scheduler"])
                 if scaler is not None and ck.get("scaler"):
                     scaler.load_state_dict(ck["scaler"])
+            self.ema = self.start_average(ck if si == start_stage else None)
             module: nn.Module = StageModule(self.model, stage)
             if self.world > 1:
                 module = nn.parallel.DistributedDataParallel(
                     module, device_ids=[int(self.device.split(":")[1])] if self.device.startswith("cuda") else None)
             for epoch in range(start_epoch if si == start_stage else 0, self.epochs_of(stage)):
                 stats = self.train_epoch(module, loader, sampler, train_ds, opt, sched, scaler, stage, epoch)
-                val = self.validate(stage)
-                key, sign = self.metric_key()
-                row = {"stage": stage, "epoch": epoch + 1, **stats, **{f"val_{k}": v for k, v in val.items()}}
-                self.history.append(row)
-                scored = stage != "global" or not self.model.cfg.attention
-                improved = scored and key in val and sign * val[key] < self.best
-                if improved:
-                    self.best = sign * val[key]
-                # best, then last, then metrics: a kill between any two leaves last.pt at the previous epoch
-                # (the epoch is redone exactly, rewriting best) or the history in last.pt (restore rewrites it)
-                if improved:
-                    self.save("best.pt", stage, epoch, opt, sched, scaler, val)
-                self.save("last.pt", stage, epoch, opt, sched, scaler, val)
+                with self.scored_weights() as raw:
+                    val = self.validate(stage)
+                    key, sign = self.metric_key()
+                    row = {"stage": stage, "epoch": epoch + 1, **stats, **{f"val_{k}": v for k, v in val.items()}}
+                    self.history.append(row)
+                    scored = stage != "global" or not self.model.cfg.attention
+                    improved = scored and key in val and sign * val[key] < self.best
+                    if improved:
+                        self.best = sign * val[key]
+                    # best, then last, then metrics: a kill between any two leaves last.pt at the previous epoch
+                    # (the epoch is redone exactly, rewriting best) or the history in last.pt (restore rewrites it)
+                    if improved:
+                        self.save("best.pt", stage, epoch, opt, sched, scaler, val)
+                    self.save("last.pt", stage, epoch, opt, sched, scaler, val, raw=raw)
                 self.write_history()
                 last_metrics = val
                 self.log(f"[{stage} {epoch + 1}/{self.epochs_of(stage)}] loss {stats['loss']:.3f}  "
@@ -405,6 +421,8 @@ class Trainer:
                 scaler.update()
             else:
                 opt.step()
+            if self.ema is not None:
+                self.ema.update(self.model)
             sched.step()
             total += float(loss.detach()) * len(x)
             n += len(x)
@@ -414,6 +432,23 @@ class Trainer:
         return {"loss": dist.mean(total / max(n, 1), self._red()),
                 "images_per_s": dist.total(n / max(dt, 1e-9), self._red()), "seconds": round(dt, 2),
                 "lr": sched.get_last_lr()[0]}
+
+    def start_average(self, ck: Optional[dict]) -> Optional[WeightAverage]:
+        """A fresh average at a stage's start (after its warm start), or the one ``ck`` stored mid-stage."""
+        if not self.cfg.ema:
+            return None
+        if ck is not None and "ema" in ck:
+            return WeightAverage.resumed(self.model, self.cfg.ema, ck["state_dict"], ck["ema"]["updates"])
+        return WeightAverage(self.model, self.cfg.ema)
+
+    @contextmanager
+    def scored_weights(self):
+        """The weights validation scores and checkpoints hold: the average with --ema (yields the raw ones)."""
+        if self.ema is None:
+            yield None
+            return
+        with self.ema.applied(self.model) as raw:
+            yield raw
 
     def _red(self) -> str:
         return self.device if self.device.startswith("cuda") else "cpu"
