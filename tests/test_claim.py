@@ -59,7 +59,12 @@ def test_an_attention_row_with_its_own_global_stream_is_compared_with_both_basel
     assert f"{model} / global@S MAE per seed: 0.400 (target <= 0.75 on every seed: met)" in text
     assert f"{model} / {own} MAE per seed: 0.333" in text
     assert f"{own} / global@S" not in text  # a baseline is not scored as an attention row
-    assert f"{model} vs global@2S: MAE +33%, at 48% of its GFLOPs" in text
+    assert f"{model} vs global@2S (1 / 1 seeds): MAE +33.3%, at 48% of its GFLOPs" in text
+    rows += [dict(model=m, seed=1, mae=mae, cs5=0.5, gflops=g) for m, mae, g in (
+        ("global@S", 10.0, 0.07), (own, 12.0, 0.02), (model, 3.0, 0.13), ("global@2S", 3.5, 0.27))]
+    assert f"{model} vs global@2S (2 / 2 seeds): MAE +7.7%, at 48% of its GFLOPs (target within +10% at <= 60%: met)" \
+        in summarise(rows)  # the mean over seeds against the mean over seeds: 3.5 / 3.25
+    assert "global@2S / global@S" not in text  # the upper reference is not scored as an attention row
 
 
 def test_latency_builds_what_an_interrupted_run_left_out(tiny_bundle, tmp_path):

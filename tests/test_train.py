@@ -106,6 +106,7 @@ def test_compact_preset_keeps_boxes_fixed_and_the_flag_overrides_it():
     assert cfg("--preset", "paper").box_lr_scale == 1.0 and cfg("--preset", "tiny").box_lr_scale == 1.0
     assert cfg().l1_heads == "fused" and cfg("--l1-heads", "all").l1_heads == "all"
     assert cfg("--preset", "compact").l1_heads == "all" and cfg("--preset", "compact", "--l1-heads", "fused").l1_heads == "fused"
+    assert cfg("--preset", "compact").ema == 0.0 and cfg("--preset", "compact", "--ema", "0.99").ema == 0.99
 
 
 @pytest.mark.parametrize("detail", [1, 2])

@@ -43,8 +43,8 @@ PRESETS = {
     # (0.116; aligned faces 3.73, box hits at IoU >= 0.5 80%), 48 px with local width 20 4.33 (0.129;
     # aligned 3.75, hits 85%).
     # The L1 term on every head (--l1-heads all) is the default here since. On top of it (seed 0, test MAE
-    # against 3.71): L1 weight 0.15 3.96; an EMA of the weights (0.99) 3.66, but global@2S with it 3.34
-    # against 3.31: not adopted; batch 32 3.58, global@2S with it 3.18 against 3.31 (the same +12%); T = 6
+    # against 3.71): L1 weight 0.15 3.96; an EMA of the weights (--ema 0.99) 3.66 / 3.66 / 3.81 over seeds
+    # 0-2 (3.71 +- 0.07 against 3.72 +- 0.05), global@2S with it 3.34 against 3.31: not adopted; batch 32 3.58, global@2S with it 3.18 against 3.31 (the same +12%); T = 6
     # (a chin box) 3.97; 88 px boxes 3.64 +- 0.05 over three seeds (claim row "... crop 88": +10.1% of
     # global@2S at 58%), 10-13% slower than 80 px on OpenVINO: kept 80 for the edge default.
     "compact": {"model": {"img_size": 112, "width": 8, "local_width": 12, "crop_size": 80, "steps": 5,
