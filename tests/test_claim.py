@@ -85,9 +85,10 @@ def test_latency_builds_what_an_interrupted_run_left_out(tiny_bundle, tmp_path):
 
 def test_the_claims_default_row_trains_what_the_compact_preset_trains(tmp_path):
     """The row the README calls the compact default is that preset, option for option (bar the claim's
-    run folder, data and epochs); the row before it differs from it only in the L1 term's heads."""
+    run folder, data and epochs); the rows before it differ from it only in the box side, then the L1 term's
+    heads."""
     from alage_edge.model import model_config
-    from alage_edge.train.claim import DEFAULT, train_config
+    from alage_edge.train.claim import DEFAULT, EVERY_HEAD, train_config
     from alage_edge.train.trainer import TrainConfig
 
     def settings(cfg):
@@ -97,18 +98,22 @@ def test_the_claims_default_row_trains_what_the_compact_preset_trains(tmp_path):
 
     row = train_config(tmp_path, DEFAULT, 0, "synth", (4, 4, 4), "c", False)
     assert settings(row) == settings(TrainConfig.from_preset("compact", arch="al_resnet18", epochs=(0, 0, 12)))
+    px80_row = train_config(tmp_path, EVERY_HEAD, 0, "synth", (4, 4, 4), "c", False)
+    px80 = settings(px80_row)
+    assert px80[0] == settings(row)[0] and {**px80_row.model, "crop_size": 88} == row.model
+    assert px80[1]["crop_size"] == 80
     before = settings(train_config(tmp_path, "AL@S detail2 exact crops global width 8 local width 12", 0, "synth",
                                    (4, 4, 4), "c", False))
-    assert before[1] == settings(row)[1] and {**before[0], "l1_heads": "all"} == settings(row)[0]
+    assert before[1] == px80[1] and {**before[0], "l1_heads": "all"} == px80[0]
 
 
 def test_the_defaults_ablation_and_crop_rows_change_one_option_each():
-    from alage_edge.train.claim import ABLATION, CROP88, DEFAULT, MODELS
+    from alage_edge.train.claim import ABLATION, CROP88, EVERY_HEAD, MODELS
 
-    arch, model, training = MODELS[DEFAULT]
+    arch, model, training = MODELS[EVERY_HEAD]
     expected = {"T=1": {"steps": 1}, "T=3": {"steps": 3}, "fusion=mean": {"fusion": "mean"},
                 "crop 88": {"crop_size": 88}}
-    rows = {m[len(DEFAULT) + 1:]: MODELS[m] for m in ABLATION + (CROP88,) if m.startswith(DEFAULT + " ")}
+    rows = {m[len(EVERY_HEAD) + 1:]: MODELS[m] for m in ABLATION + (CROP88,) if m.startswith(EVERY_HEAD + " ")}
     assert set(rows) == set(expected)
     for change, (a, m, t) in rows.items():
         assert (a, t) == (arch, training) and m == {**model, **expected[change]} and m != model
