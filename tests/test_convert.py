@@ -28,7 +28,7 @@ def test_openvino_ir_fp32_fp16_recorded(bundle):
 
     for prec in ("fp32", "fp16"):
         art = build(bundle, prec, progress=False)[0]
-        assert set(art.files) == {"global", "attention"}
+        assert set(art.files) == {"global", "attention", "fused"}  # the whole model as one IR too
     man = Manifest.load(bundle)
     man.verify()  # every file, .bin included, matches its sha256
     arts = {a.key: a for a in man.artifacts()}
@@ -210,3 +210,29 @@ def test_calib_min_is_configurable(bundle, capsys):
     assert main(["convert", str(bundle), "--to", "qdq", "--data", "synth", "--calib-size", "20",
                  "--calib-min", "16", "--qdq-variant", "cpu", "--no-progress"]) == 0
     assert "calibrated on 20 images" in capsys.readouterr().out
+
+
+def test_openvino_runs_the_whole_model_as_one_ir_except_where_a_stream_needs_its_own(bundle):
+    """fp32 / fp16: the fused IR by default (the same numbers as the two streams); bf16 keeps the split graph
+    (its hint differs per stream) and INT8 artifacts are split; a bundle converted before the fused IR runs
+    split."""
+    pytest.importorskip("nncf")
+    from alage_edge import AgeEstimator
+    from alage_edge.convert.openvino import build
+
+    build(bundle, "fp32", progress=False)
+    build(bundle, "int8", data="synth", calib_size=32, progress=False)
+    x = np.random.default_rng(0).normal(size=(3, 3, 128, 128)).astype(np.float32)
+    out = {}
+    for prec, graph in (("fp32", None), ("fp32", "split"), ("bf16", None), ("int8", None)):
+        est = AgeEstimator.load(bundle, backend="openvino", precision=prec, graph=graph, artifact="openvino")
+        out[prec, graph] = (est.backend.graph, est.infer(x)["fused_logits"])
+        est.close()
+    assert [g for g, _ in out.values()] == ["fused", "split", "split", "split"]
+    np.testing.assert_allclose(out["fp32", None][1], out["fp32", "split"][1], atol=1e-4, rtol=1e-4)
+    man = Manifest.load(bundle)
+    art = next(a for a in man.artifacts() if a.key == "openvino-fp32")
+    del art.files["fused"]  # as a bundle converted before the fused IR recorded it
+    from alage_edge.backends.openvino import OpenVINOBackend
+
+    assert OpenVINOBackend(man, art, precision="fp32").graph == "split"
