@@ -44,8 +44,8 @@ PRESETS = {
     # aligned 3.75, hits 85%).
     # The L1 term on every head (--l1-heads all) is the default here since. On top of it (seed 0, test MAE
     # against 3.71): L1 weight 0.15 3.96; an EMA of the weights (--ema 0.99) 3.66 / 3.66 / 3.81 over seeds
-    # 0-2 (3.71 +- 0.07 against 3.72 +- 0.05), global@2S with it 3.34 against 3.31: not adopted; batch 32 3.58, global@2S with it 3.18 against 3.31 (the same +12%); T = 6
-    # (a chin box) 3.97. 88 px boxes (0.156 GFLOPs, 58% of global@2S): 3.63 / 3.58 / 3.71 (claim row
+    # 0-2 (3.71 +- 0.07 against 3.72 +- 0.05), global@2S with it 3.34 against 3.31: not adopted; batch 32
+    # 3.58, global@2S with it 3.18 against 3.31 (the same +12%); T = 6 (a chin box) 3.97. 88 px boxes (0.156 GFLOPs, 58% of global@2S): 3.63 / 3.58 / 3.71 (claim row
     # "... crop 88"; 3.64 +- 0.05 against 3.72 +- 0.05), +9.7% of global@2S's 3.32 +- 0.07 over the same
     # three seeds (80 px: +12.2%), for 10-13% more OpenVINO latency: the default since. Tried before it (seed
     # 0, 80 px): the local CNN without its stem max pool (4x the positions for fine lines), width 6 4.14
