@@ -133,10 +133,11 @@ class FaceFinder:
         cascade = cv2.CascadeClassifier(path)
 
         def run(rgb):
-            grey = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
-            found = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5,
-                                             minSize=(self.min_face, self.min_face))
-            return [(np.array([x, y, x + w, y + h], np.float64), 1.0) for x, y, w, h in found]
+            small, f = _scaled(rgb)  # as hog: a 12000x8000 photo took 21.7 s and 5.5 GB unscaled
+            grey = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
+            side = max(1, int(round(self.min_face * f)))
+            found = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(side, side))
+            return [(np.array([x, y, x + w, y + h], np.float64) / f, 1.0) for x, y, w, h in found]
         return run, None
 
     # -- faces ----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 from typing import Any, Optional
 
@@ -39,7 +40,7 @@ def _pil():
     return Image, ImageOps
 
 
-def load_image(src: Any, name: Optional[str] = None) -> np.ndarray:
+def load_image(src: Any, name: Optional[str] = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode ``src`` (path, bytes, array or PIL image) to an RGB uint8 array (H, W, 3).
 
     Applies the EXIF orientation; converts grey, grey+alpha, RGBA, palette,
@@ -67,16 +68,17 @@ def load_image(src: Any, name: Optional[str] = None) -> np.ndarray:
     try:
         im = opener()
         w, h = im.size
-        if w * h > MAX_PIXELS:
-            raise ImageError(f"{name}: {w}x{h} pixels is larger than the limit of {MAX_PIXELS} pixels")
+        if w * h > max_pixels:
+            raise ImageError(f"{name}: {w}x{h} pixels is larger than the limit of {max_pixels} pixels")
         im.load()
         im = ImageOps.exif_transpose(im)
     except ImageError:
         raise
     except Image.DecompressionBombError as e:
         raise ImageError(f"{name}: image too large ({e})") from e
-    except (OSError, SyntaxError, ValueError) as e:
-        raise ImageError(f"{name}: not a readable image ({e})") from e
+    except (OSError, SyntaxError, ValueError) as e:  # PIL names a buffer by its address: not for users
+        why = re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "the data", str(e))
+        raise ImageError(f"{name}: not a readable image ({why})") from e
     return _pil_to_rgb(im, name)
 
 

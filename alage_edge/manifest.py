@@ -173,3 +173,8 @@ def check_manifest(data, path) -> None:
     for rel, e in data["files"].items():
         if not (isinstance(e, dict) and isinstance(e.get("sha256"), str) and isinstance(e.get("bytes"), int)):
             raise bad(f"files[{rel!r}]", "an object with 'sha256' and 'bytes'", e)
+
+
+def first_line(e: BaseException, limit: int = 300) -> str:
+    """An exception's first line for a one-line message (its type where it has no text)."""
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:limit]

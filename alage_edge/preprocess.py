@@ -16,6 +16,7 @@ from .images import _pil, to_rgb
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+BOUNDS_TOL = 0.05  # how far outside ``PreprocessSpec.bounds`` a preprocessed value may lie (rounding, resampling)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,17 @@ class PreprocessSpec:
         if spec.interpolation != "bilinear":
             raise ValueError(f"only bilinear interpolation is implemented, got {spec.interpolation!r}")
         return spec
+
+    def bounds(self) -> Tuple[np.ndarray, np.ndarray]:
+        """Per channel (lo, hi) of a preprocessed tensor: pixels in [0, 1] normalised with mean and std.
+        ``infer`` refuses values further outside than BOUNDS_TOL (a tensor of 1e30 answered a plausible age)."""
+        mean, std = np.asarray(self.mean, np.float64), np.asarray(self.std, np.float64)
+        return -mean / std, (1.0 - mean) / std
+
+    def random_input(self, batch: int = 1, seed: int = 0) -> np.ndarray:
+        """A valid preprocessed batch of random pixels (benchmarks, checks): float32 (batch, 3, size, size)."""
+        rgb = np.random.default_rng(seed).integers(0, 256, (batch, self.size, self.size, 3), dtype=np.uint8)
+        return normalize(rgb, self)
 
     def region(self, rgb: np.ndarray, region: Optional["Geometry"] = None) -> "Geometry":
         """What the model sees of a picture: ``region`` (e.g. a detected face) or the centre crop."""

@@ -199,8 +199,7 @@ def main(argv=None) -> int:
     def torch_parity():
         b = state["bundles"]["al_resnet18"]
         cpu = AgeEstimator.load(b, backend="torch", precision="fp32")
-        sz = cpu.spec.size
-        xs = {n: np.random.default_rng(n).normal(size=(n, 3, sz, sz)).astype(np.float32) for n in (1, 3, 8)}
+        xs = {n: cpu.spec.random_input(n, seed=n) for n in (1, 3, 8)}
         state["ref"] = {n: cpu.infer(x) for n, x in xs.items()}
         state["xs"] = xs
         if args.dry_run:
@@ -247,8 +246,7 @@ def main(argv=None) -> int:
             rep.row("cuda graphs", f"{prec} graphs vs eager, batches 1,8,3,1 from 2 threads",
                     f"logits max diff {diff:.2e}", ok=diff < (1e-3 if prec == "fp32" else 5e-2), diff=diff)
             before = torch.cuda.memory_reserved()
-            sz = graphs.spec.size
-            x = np.random.default_rng(1).normal(size=(10, 3, sz, sz)).astype(np.float32)
+            x = graphs.spec.random_input(10, seed=1)
             for n in range(1, 11):
                 graphs.infer(x[:n])
             cached = len(graphs.backend._graphs)
@@ -267,7 +265,7 @@ def main(argv=None) -> int:
                 est = AgeEstimator.load(b, backend="torch", precision="fp16", device="cuda", **kw)
                 s = est.spec.size
                 for n in (1, 64):
-                    x = np.random.default_rng(0).normal(size=(n, 3, s, s)).astype(np.float32)
+                    x = est.spec.random_input(n)
                     p50, p99 = timed(lambda: est.backend.infer(x, check=False))
                     rep.row("latency", f"{arch} {s}px input torch fp16 {mode}, batch {n}",
                             f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, {n / p50 * 1e3:.0f} img/s",

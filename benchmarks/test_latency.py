@@ -8,7 +8,6 @@ For a bundle of your own use `alage-edge bench BUNDLE`.
 """
 import os
 
-import numpy as np
 import pytest
 
 from alage_edge.manifest import Manifest
@@ -38,8 +37,7 @@ def test_latency(benchmark, bundle, run, batch):
     if run.key not in _loaded:
         _loaded[run.key] = compare.load(bundle, run, batch_size=8)
     est = _loaded[run.key]
-    s = man.preprocess.size
-    x = np.random.default_rng(0).normal(size=(batch, 3, s, s)).astype(np.float32)
+    x = man.preprocess.random_input(batch)
     benchmark.group = f"batch {batch}"
     benchmark.extra_info.update(backend=est.describe(), precision=run.precision)
     benchmark.pedantic(est.infer, args=(x,), rounds=20, iterations=1, warmup_rounds=3)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import List, Optional
 
-from alage_edge.train.cli import json_object
+from alage_edge.argtypes import json_object, non_negative_float, non_negative_int, positive_float, positive_int
 
 from .graphs import INT8_SCOPES
 
@@ -25,7 +25,7 @@ def export_main(argv: Optional[List[str]] = None) -> int:
     src.add_argument("--arch", help="a registered model name, built with random weights (see --list)")
     src.add_argument("--list", action="store_true", help="list the registered models and exit")
     p.add_argument("--head", choices=["dex", "groups"], default="dex", help="with --arch: the head (default dex)")
-    p.add_argument("--img-size", type=int, default=None, help="with --arch: input size S (default 224)")
+    p.add_argument("--img-size", type=positive_int, default=None, help="with --arch: input size S (default 224)")
     p.add_argument("--config", type=json_object, default=None,
                    help='with --arch: more model options as JSON, e.g. \'{"width": 32, "steps": 3}\'')
     p.add_argument("--out", type=Path, required=False, help="bundle folder to write")
@@ -57,9 +57,11 @@ def export_main(argv: Optional[List[str]] = None) -> int:
 
 
 def _batch(text: str):
-    parts = tuple(int(p) for p in text.split(","))
-    if len(parts) != 3:
-        raise argparse.ArgumentTypeError("--batch takes MIN,OPT,MAX")
+    from alage_edge.argtypes import positive_ints
+
+    parts = positive_ints(text)
+    if len(parts) != 3 or not parts[0] <= parts[1] <= parts[2]:
+        raise argparse.ArgumentTypeError(f"expected MIN,OPT,MAX with 1 <= MIN <= OPT <= MAX, got {text!r}")
     return parts
 
 
@@ -119,17 +121,17 @@ def convert_main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     # format options: default None, so that one given to a format it does not apply to is an error
     p.add_argument("--data", help="calibration data: synth, a data set spec, an image folder or .npy")
-    p.add_argument("--calib-size", type=int, help="calibration images (default 300; warns below 300)")
-    p.add_argument("--calib-min", type=int, help="refuse a calibration set smaller than this (default 32)")
-    p.add_argument("--max-drop", type=float,
+    p.add_argument("--calib-size", type=positive_int, help="calibration images (default 300; warns below 300)")
+    p.add_argument("--calib-min", type=positive_int, help="refuse a calibration set smaller than this (default 32)")
+    p.add_argument("--max-drop", type=non_negative_float,
                    help="openvino int8: accuracy-controlled quantisation, largest allowed MAE increase (years)")
     p.add_argument("--int8-scope", choices=INT8_SCOPES,
                    help="what goes to INT8: the global stream only (default: INT8 in the local CNN moved ages up to "
                         "1.7 y on real photos), or also the local CNN's convolutions (never the glue)")
     p.add_argument("--qdq-variant", dest="variant", choices=["both", "tensorrt", "cpu"],
                    help="qdq: s8s8 for TensorRT, u8s8 for CPUs, or both (default)")
-    p.add_argument("--dla-core", type=int, help="tensorrt: run the global stream on this DLA core")
-    p.add_argument("--workspace", type=float, help="tensorrt: builder workspace in GiB (default 2)")
+    p.add_argument("--dla-core", type=non_negative_int, help="tensorrt: run the global stream on this DLA core")
+    p.add_argument("--workspace", type=positive_float, help="tensorrt: builder workspace in GiB (default 2)")
     p.add_argument("--batch", type=_batch, help="tensorrt: optimisation profile MIN,OPT,MAX (default 1,8,32)")
     p.add_argument("--int8-path", choices=["calibrator", "qdq"],
                    help="tensorrt int8: implicit calibrator (TensorRT <= 10) or explicit Q/DQ (default by version)")
@@ -139,9 +141,9 @@ def convert_main(argv: Optional[List[str]] = None) -> int:
                    help="what runs each stream: Triton's Python backend with alage-edge (default), or Triton's "
                         "onnxruntime / openvino / tensorrt backend on the bundle's files")
     t.add_argument("--out", help="the new repository folder (default: BUNDLE-triton-PLATFORM beside the bundle)")
-    t.add_argument("--max-batch", type=int, help="largest merged batch (default 16)")
-    t.add_argument("--max-delay-us", type=int, help="dynamic batcher delay in microseconds (default 2000)")
-    t.add_argument("--instances", type=int, help="instances per model (default 1)")
+    t.add_argument("--max-batch", type=positive_int, help="largest merged batch (default 16)")
+    t.add_argument("--max-delay-us", type=non_negative_int, help="dynamic batcher delay in microseconds (default 2000)")
+    t.add_argument("--instances", type=positive_int, help="instances per model (default 1)")
     args = p.parse_args(argv)
     triton = {k: getattr(args, k) for k in TRITON_FLAGS if getattr(args, k) is not None}
     if args.to == "triton":

@@ -243,7 +243,10 @@ def build(bundle, precision: str = "fp16", data: Optional[str] = None, calib_siz
             write_json(man.path(rel + ".json"), key)
             files[s], keys[s] = rel, key
     info = {"keys": keys, "tools": {"tensorrt": version}, "device": gpu, "compute_capability": cc,
-            "dla_core": dla_core, "batch": list(batch), "log": log, "seconds": round(time.perf_counter() - t0, 2),
+            "dla_core": dla_core, "batch": list(batch),
+            "profiles": {st: [batch[1]] * 3 if (dla_core is not None and st == "global") else list(batch)
+                         for st in files},
+            "log": log, "seconds": round(time.perf_counter() - t0, 2),
             "extra_files": [f + ".json" for f in files.values()]}
     if precision == "int8":
         info["int8_path"] = path

@@ -357,3 +357,353 @@ def test_cli_arguments_are_refused_naming_the_flag(capsys, cid, argv, err):
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 2 and err in capsys.readouterr().err
+
+
+# == the standing catalogue, table-driven ===================================================================
+# Each row states what must happen: the error text that names the input and what was expected, or None where
+# the input is valid and must decode (then the result is checked exactly).
+
+# -- arrays: every dtype x every layout -----------------------------------------------------------------------
+ARRAY_DTYPES = {  # dtype -> None (decodes) or the error it must give on a well-shaped array
+    "uint8": None, "bool": None, "uint16": None, "float16": None, "float32": None, "float64": None,
+    "int8": "ambiguous", "int16": "ambiguous", "int32": "ambiguous", "int64": "ambiguous", "uint32": "ambiguous",
+    "uint64": "ambiguous", "complex64": "unsupported image dtype", "object": "unsupported image dtype",
+}
+ARRAY_SHAPES = {  # shape -> None (a valid layout) or the error it must give, whatever the dtype
+    (16, 16): None, (16, 16, 1): None, (16, 16, 2): None, (16, 16, 3): None, (16, 16, 4): None,
+    (16, 16, 5): "HxW, HxWx1, HxWx3 or HxWx4", (16,): "HxW, HxWx1, HxWx3 or HxWx4",
+    (2, 16, 16, 3): "HxW, HxWx1, HxWx3 or HxWx4", (4, 16, 3): "expected at least 8x8",
+    (16, 7): "expected at least 8x8",
+}
+
+
+def _array(dtype: str, shape) -> np.ndarray:
+    if dtype == "object":
+        return np.full(shape, 1, dtype=object)
+    return np.full(shape, 0.5 if dtype.startswith(("float", "complex")) else 1, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", list(ARRAY_DTYPES))
+@pytest.mark.parametrize("shape", list(ARRAY_SHAPES), ids=str)
+def test_array_catalogue_every_dtype_and_layout(dtype, shape):
+    TRIED.append(f"array {dtype} {shape}")
+    err = ARRAY_SHAPES[shape] or ARRAY_DTYPES[dtype]
+    arr = _array(dtype, shape)
+    if err:
+        with pytest.raises(ImageError, match=err):
+            to_rgb(arr, "the array")
+        with pytest.raises(ImageError, match="^the array: "):  # the input is named first
+            to_rgb(arr, "the array")
+        return
+    out = to_rgb(arr)
+    want = {"uint8": 1, "bool": 255, "uint16": 0, "float16": 128, "float32": 128, "float64": 128}[dtype]
+    assert out.shape == (*shape[:2], 3) and out.dtype == np.uint8 and (out == want).all()
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("value,err", [(-0.01, r"values in \[0, 1\]"), (1.01, r"values in \[0, 1\]"),
+                                       (255.0, r"values in \[0, 1\]"), (np.nan, "NaN or infinity"),
+                                       (np.inf, "NaN or infinity"), (-np.inf, "NaN or infinity"), (0.0, None),
+                                       (1.0, None)])
+def test_float_pixels_outside_0_1_are_refused_one_bad_pixel_is_enough(dtype, value, err):
+    TRIED.append(f"float {dtype} pixel {value}")
+    arr = np.full((16, 16, 3), 0.5, dtype)
+    arr[3, 4, 1] = value
+    if err:
+        with pytest.raises(ImageError, match=err):
+            to_rgb(arr)
+    else:
+        assert to_rgb(arr)[3, 4, 1] == round(value * 255)
+
+
+@pytest.mark.parametrize("value", [0, 1, 128, 255, 256, 257, 32768, 65535])
+def test_sixteen_bit_values_map_by_the_dtype_range(value):
+    TRIED.append(f"uint16 value {value}")
+    assert to_rgb(np.full((8, 8, 3), value, np.uint16))[0, 0, 0] == round(value / 257)
+
+
+# -- encoded pictures -------------------------------------------------------------------------------------------
+def _encoded(fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(FACE).save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+ENCODED = {fmt: _encoded(fmt) for fmt in ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")}
+
+
+@pytest.mark.parametrize("fmt", list(ENCODED))
+@pytest.mark.parametrize("damage", ["whole", "first 16 bytes", "half", "last byte gone", "one byte flipped early",
+                                    "prefixed garbage", "zeros of its length"])
+def test_encoded_picture_catalogue(fmt, damage):
+    """Every format decodes whole; damaged, it decodes to a picture of the right size or raises ImageError
+    (never another exception)."""
+    TRIED.append(f"{fmt} {damage}")
+    data = ENCODED[fmt]
+    data = {"whole": data, "first 16 bytes": data[:16], "half": data[:len(data) // 2], "last byte gone": data[:-1],
+            "one byte flipped early": data[:8] + bytes([data[8] ^ 0xFF]) + data[9:],
+            "prefixed garbage": b"GARBAGE!" + data, "zeros of its length": bytes(len(data))}[damage]
+    if damage == "whole":
+        out = load_image(data)
+        assert out.shape == FACE.shape
+        if fmt in ("PNG", "BMP", "TIFF", "PPM"):  # lossless
+            assert np.array_equal(out, FACE)
+        return
+    try:
+        out = load_image(data, "the upload")
+    except ImageError as e:
+        assert str(e).startswith("the upload: ") and "object at 0x" not in str(e)
+        return
+    # a tolerant decoder filled what was missing, or the damaged header now describes another picture
+    assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3 and min(out.shape[:2]) >= 8
+
+
+def test_a_decompression_bomb_header_is_refused_before_decoding():
+    TRIED.append("png header claiming 100000x100000")
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(b"\x00" * 100)) + chunk(b"IEND", b""))
+    with pytest.raises(ImageError, match="larger than the limit|too large"):
+        load_image(png)
+    with pytest.raises(ImageError, match="larger than the limit of 1000 pixels"):
+        load_image(_png(FACE), max_pixels=1000)
+
+
+# -- preprocessed tensors into est.infer -------------------------------------------------------------------------
+def _tensor_cases(spec):
+    s = spec.size
+    lo, hi = spec.bounds()
+    good = spec.random_input(2)
+    cases = [
+        ("float64 tensor", good.astype(np.float64), "float32"), ("float16 tensor", good.astype(np.float16), "float32"),
+        ("uint8 tensor", np.zeros((2, 3, s, s), np.uint8), "float32"), ("int32 tensor", np.zeros((2, 3, s, s), np.int32),
+                                                                         "float32"),
+        ("3-d tensor", good[0], r"\(B, 3,"), ("NHWC tensor", np.ascontiguousarray(good.transpose(0, 2, 3, 1)), r"\(B, 3,"),
+        ("one channel", good[:, :1], r"\(B, 3,"), ("size-1 side", good[:, :, :, :-1], r"\(B, 3,"),
+        ("twice the size", np.zeros((1, 3, 2 * s, 2 * s), np.float32), r"\(B, 3,"),
+        ("empty batch", good[:0], "empty batch"), ("a list", good.tolist(), "numpy array"),
+        ("exact lower bounds", np.broadcast_to(lo[None, :, None, None], good.shape).astype(np.float32), None),
+        ("exact upper bounds", np.broadcast_to(hi[None, :, None, None], good.shape).astype(np.float32), None),
+        ("zeros", np.zeros_like(good), None), ("non-contiguous", np.asfortranarray(good), None),
+    ]
+    for value, err in ((np.nan, "contains NaN"), (np.inf, "contains infinity"), (-np.inf, "contains infinity"),
+                       (1e30, "outside the preprocessed range"), (-1e30, "outside the preprocessed range")):
+        x = good.copy()
+        x[1, 2, 5, 5] = value
+        cases.append((f"one {value} value", x, err))
+    for c in range(3):
+        for side, v in (("below", lo[c] - 0.5), ("above", hi[c] + 0.5)):
+            x = good.copy()
+            x[0, c, 0, 0] = v
+            cases.append((f"channel {c} {side} its range", x, f"channel {c} has values in"))
+    return cases
+
+
+def test_preprocessed_tensor_catalogue(est):
+    """est.infer refuses a tensor the model cannot have been given by its own preprocessing (issue: NaN and
+    +-Inf gave age 7.88, 1e30 gave 73 with std 0) and says what range it expects."""
+    from alage_edge.backends import InputError
+
+    for cid, x, err in _tensor_cases(est.spec):
+        TRIED.append(f"infer {cid}")
+        if err is None:
+            out = est.infer(x)
+            assert np.isfinite(out["age"]).all(), cid
+            continue
+        with pytest.raises(InputError, match=err):
+            est.infer(x)
+    with pytest.raises(InputError, match=r"each channel within \[-2.118, 2.249\]"):
+        est.infer(np.full((1, 3, est.spec.size, est.spec.size), 9.0, np.float32))
+
+
+# -- manifests: every field, fuzzed ------------------------------------------------------------------------------
+FUZZ_VALUES = {"null": None, "string": "x", "empty list": [], "object": {}, "negative": -1, "huge": 10 ** 12,
+               "float": 0.5, "bool": True}
+FUZZ_FIELDS = {  # where in manifest.json (path of keys)
+    "version": ("version",), "model": ("model",), "model.head": ("model", "head"),
+    "model.arch": ("model", "arch"), "preprocess": ("preprocess",), "preprocess.size": ("preprocess", "size"),
+    "preprocess.mean": ("preprocess", "mean"), "preprocess.std": ("preprocess", "std"),
+    "preprocess.crop_fraction": ("preprocess", "crop_fraction"), "preprocess.eyes": ("preprocess", "eyes"),
+    "artifacts": ("artifacts",), "files": ("files",), "io": ("io",),
+}
+
+
+def _set(d, path, value):
+    for k in path[:-1]:
+        d = d.setdefault(k, {}) if isinstance(d, dict) else d
+    if isinstance(d, dict):
+        d[path[-1]] = value
+
+
+@pytest.mark.parametrize("field", list(FUZZ_FIELDS))
+@pytest.mark.parametrize("kind", list(FUZZ_VALUES))
+def test_manifest_fuzz_every_field_is_refused_naming_it_or_still_answers(tiny_bundle, tmp_path, field, kind):
+    """A fuzzed field either raises BundleError (never another exception) or the bundle still loads and
+    answers finite ages: never a traceback, never a plausible wrong answer from a field it misread."""
+    TRIED.append(f"manifest {field} = {kind}")
+    b = _edit(tiny_bundle, tmp_path, lambda d, _: _set(d, FUZZ_FIELDS[field], FUZZ_VALUES[kind]))
+    from alage_edge.backends import BackendError
+
+    try:
+        e = AgeEstimator.load(b, backend="onnxruntime")
+    except (BundleError, BackendError) as err:  # naming the field, or the manifest and what it lacks
+        names = (field.split(".")[-1], field.split(".")[0], "manifest.json", "artifact")
+        assert any(n in str(err) for n in names), (field, kind, str(err))
+        return
+    try:
+        assert np.isfinite(e.predict(FACE)[0].age)
+        assert e.manifest.preprocess.size == 128  # nothing it answers with was misread
+    finally:
+        e.close()
+
+
+@pytest.mark.parametrize("victim", ["manifest.json", "alnet.onnx", "global.onnx", "attention.onnx"])
+@pytest.mark.parametrize("damage", ["emptied", "truncated", "one byte changed"])
+def test_damaged_bundle_files_are_refused_naming_the_file(tiny_bundle, tmp_path, victim, damage):
+    TRIED.append(f"{victim} {damage}")
+    b = tmp_path / "b"
+    shutil.copytree(tiny_bundle, b)
+    data = (b / victim).read_bytes()
+    (b / victim).write_bytes({"emptied": b"", "truncated": data[: len(data) // 3],
+                              "one byte changed": data[:40] + bytes([data[40] ^ 1]) + data[41:]}[damage])
+    graph = "fused" if victim == "alnet.onnx" else "split"
+    with pytest.raises(BundleError, match=victim.replace(".", r"\.")):
+        AgeEstimator.load(b, backend="onnxruntime", graph=graph)
+
+
+def test_global_and_attention_swapped_with_hashes_rerecorded_are_refused(tiny_bundle, tmp_path):
+    TRIED.append("global.onnx and attention.onnx swapped")
+    b = tmp_path / "b"
+    shutil.copytree(tiny_bundle, b)
+    (b / "global.onnx").rename(b / "tmp.onnx")
+    (b / "attention.onnx").rename(b / "global.onnx")
+    (b / "tmp.onnx").rename(b / "attention.onnx")
+    _rehash(b, "global.onnx")
+    _rehash(b, "attention.onnx")
+    with pytest.raises(BundleError, match="do not match the manifest's"):
+        AgeEstimator.load(b, backend="onnxruntime", graph="split")
+
+
+# -- checkpoints ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["pickle that runs code", "truncated", "empty", "a text file", "a state dict only"])
+def test_bad_checkpoints_are_refused_and_never_run_code(tiny_bundle, tmp_path, kind):
+    torch = pytest.importorskip("torch")
+    from alage_edge.backends import BackendError
+    from alage_edge.model import build_model, save_checkpoint
+
+    TRIED.append(f"model.pt {kind}")
+    b = tmp_path / "b"
+    shutil.copytree(tiny_bundle, b)
+    marker = tmp_path / "ran"
+    if kind == "pickle that runs code":
+        import pickle
+
+        class Evil:
+            def __reduce__(self):
+                return (os.system, (f"touch {marker}",))
+
+        (b / "model.pt").write_bytes(pickle.dumps({"state_dict": Evil()}))
+    elif kind == "truncated":
+        m = build_model("al_resnet18", img_size=64, width=8, local_width=8, crop_size=32, hidden=32)
+        save_checkpoint(b / "model.pt", m)
+        (b / "model.pt").write_bytes((b / "model.pt").read_bytes()[:500])
+    elif kind == "empty":
+        (b / "model.pt").write_bytes(b"")
+    elif kind == "a text file":
+        (b / "model.pt").write_text("not a checkpoint")
+    else:
+        torch.save(build_model("al_resnet18", img_size=64, width=8, local_width=8, crop_size=32,
+                               hidden=32).state_dict(), b / "model.pt")
+    _rehash(b, "model.pt")
+    from alage_edge.model.checkpoint import CheckpointError
+
+    with pytest.raises((BackendError, BundleError, CheckpointError), match="model.pt") as e:
+        AgeEstimator.load(b, backend="torch")
+    assert "weights_only" not in str(e.value)  # never the advice to load it unsafely
+    assert not marker.exists(), "a checkpoint ran code"
+
+
+# -- every CLI flag's bad values ------------------------------------------------------------------------------
+CLI_BAD = [  # (argv, text the error must contain); each exits 2 before any work
+    *[(["predict", "b/", "x.png", flag, v], flag) for flag in ("--batch-size", "--min-face")
+      for v in ("0", "-3", "abc", "1.5")],
+    (["predict", "b/", "x.png", "--backend", "cuda"], "--backend"),
+    (["predict", "b/", "x.png", "--precision", "int4"], "--precision"),
+    (["predict", "b/", "x.png", "--detector", "dnn"], "--detector"),
+    (["predict", "b/", "x.png", "--detector", "cnn"], "--detector cnn needs --detect-faces"),
+    *[(["bench", "b/", flag, v], flag) for flag in ("--n", "--iters") for v in ("0", "-1", "x")],
+    *[(["bench", "b/", "--warmup", v], "--warmup") for v in ("-1", "x")],
+    *[(["bench", "b/", "--batch", v], "--batch") for v in ("0", "1,,8", "1,-8", "a,b")],
+    *[(["parity", "b/", "--n", v], "--n") for v in ("0", "-5", "ten")],
+    *[(["convert", "b/", "--to", "openvino", flag, v], flag)
+      for flag in ("--calib-size", "--calib-min") for v in ("0", "-1", "x")],
+    *[(["convert", "b/", "--to", "tensorrt", "--workspace", v], "--workspace") for v in ("0", "-2", "nan", "inf")],
+    *[(["convert", "b/", "--to", "tensorrt", "--dla-core", v], "--dla-core") for v in ("-1", "x")],
+    *[(["convert", "b/", "--to", "tensorrt", "--batch", v], "--batch")
+      for v in ("8,1,16", "1,8", "0,1,2", "1,8,x", "1,8,4")],
+    (["convert", "b/", "--to", "openvino", "--max-drop", "-0.1"], "--max-drop"),
+    (["convert", "b/", "--to", "onnx2"], "--to"),
+    *[(["convert", "b/", "--to", "triton", flag, v], flag) for flag in ("--max-batch", "--instances")
+      for v in ("0", "-1")],
+    (["convert", "b/", "--to", "triton", "--max-delay-us", "-1"], "--max-delay-us"),
+    (["export", "--arch", "al_resnet18", "--img-size", "0", "--out", "x"], "--img-size"),
+    (["export", "--arch", "al_resnet18", "--opset", "20", "--out", "x"], "--opset"),
+    *[(["train", flag, v], flag) for flag in ("--batch-size", "--jobs") for v in ("0", "-4", "x")],
+    *[(["train", flag, v], flag) for flag in ("--lr",) for v in ("0", "-1", "nan", "inf", "x")],
+    *[(["train", flag, v], flag) for flag in ("--weight-decay", "--l1", "--clip", "--joint-lr-scale",
+                                                "--box-lr-scale", "--warmup-epochs") for v in ("-1", "nan", "x")],
+    *[(["train", flag, v], flag) for flag in ("--workers", "--seed") for v in ("-1", "x")],
+    *[(["train", "--epochs", v], "--epochs") for v in ("1,2", "-1", "a", "1,2,3,4")],
+    (["train", "--optimizer", "adam"], "--optimizer"),
+    (["train", "--amp", "yes"], "--amp"),
+    *[(["serve", "b/", flag, v], flag) for flag in ("--http-port", "--grpc-port", "--metrics-port")
+      for v in ("0", "70000", "x")],
+    *[(["serve", "b/", "--threads", v], "--threads") for v in ("-1", "x")],
+    (["serve", "b/", "--max-delay-us", "-5"], "--max-delay-us"),
+    (["serve", "b/", "--instances", "0"], "--instances"),
+]
+
+
+@pytest.mark.parametrize("argv,err", CLI_BAD, ids=[" ".join(a) for a, _ in CLI_BAD])
+def test_cli_catalogue_every_flag_refuses_bad_values_naming_it(capsys, argv, err):
+    from alage_edge.cli import main
+
+    TRIED.append("cli " + " ".join(argv))
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and err in capsys.readouterr().err
+
+
+def test_draw_into_a_path_under_a_file_fails_before_any_work(tiny_bundle, tmp_path, capsys):
+    from alage_edge.cli import main
+
+    TRIED.append("--draw under a file")
+    (tmp_path / "file.txt").write_text("x")
+    Image.fromarray(FACE).save(tmp_path / "face.png")
+    with pytest.raises(SystemExit) as e:
+        main(["predict", str(tiny_bundle), str(tmp_path / "face.png"), "--draw", str(tmp_path / "file.txt" / "out")])
+    assert e.value.code == 2 and "is a file, expected a folder" in capsys.readouterr().err
+
+
+def test_a_drawing_that_cannot_be_written_still_prints_the_results(tiny_bundle, tmp_path, capsys, monkeypatch):
+    """Issue: --draw into an unwritable folder exited 2 with no JSON: the computed results were lost."""
+    import alage_edge.draw as draw
+    from alage_edge.cli import main
+
+    TRIED.append("--draw write fails")
+    Image.fromarray(FACE).save(tmp_path / "face.png")
+
+    def refuse(path, rgb):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(draw, "save_png", refuse)
+    code = main(["predict", str(tiny_bundle), str(tmp_path / "face.png"), "--json", "--draw", str(tmp_path / "out"),
+                 "--backend", "onnxruntime"])
+    out = capsys.readouterr()
+    assert code == 2 and len(json.loads(out.out)["results"]) == 1
+    assert "cannot write the drawn pictures" in out.err

@@ -39,7 +39,7 @@ def test_claim_trains_evaluates_and_reports(tmp_path, jobs):
 
 
 @pytest.mark.parametrize("argv, message", [(["--only", "AL@S"], "--only 'AL@S' is not a claim row; choose from: global@S"),
-                                           (["--jobs", "0"], "--jobs must be a positive integer, got 0")])
+                                           (["--jobs", "0"], "--jobs: expected a positive integer, got '0'")])
 def test_claim_options_are_checked_before_any_training(tmp_path, capsys, argv, message):
     from alage_edge.train.cli import eval_main
 

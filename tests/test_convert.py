@@ -12,6 +12,7 @@ from alage_edge.convert.calibration import CalibrationError, CalibrationSet  # n
 from alage_edge.convert.trtcheck import check_bundle, check_model  # noqa: E402
 from alage_edge.formats import QDQ_S8, QDQ_U8
 from alage_edge.manifest import BundleError, Manifest, sha256_file  # noqa: E402
+from alage_edge.preprocess import PreprocessSpec  # noqa: E402
 
 
 @pytest.fixture()
@@ -222,7 +223,7 @@ def test_openvino_runs_the_whole_model_as_one_ir_except_where_a_stream_needs_its
 
     build(bundle, "fp32", progress=False)
     build(bundle, "int8", data="synth", calib_size=32, progress=False)
-    x = np.random.default_rng(0).normal(size=(3, 3, 128, 128)).astype(np.float32)
+    x = PreprocessSpec(size=128).random_input(3)
     out = {}
     for prec, graph in (("fp32", None), ("fp32", "split"), ("bf16", None), ("int8", None)):
         est = AgeEstimator.load(bundle, backend="openvino", precision=prec, graph=graph, artifact="openvino")

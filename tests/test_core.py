@@ -58,7 +58,7 @@ def test_a_batch_over_the_engine_maximum_is_split(tiny_bundle):
     from alage_edge import AgeEstimator
 
     est = AgeEstimator.load(tiny_bundle, backend="onnxruntime")
-    x = np.random.default_rng(0).normal(size=(5, 3, 128, 128)).astype(np.float32)
+    x = est.spec.random_input(5)
     whole = est.infer(x)["fused_logits"]
     est.backend.max_batch = 2
     assert np.abs(est.infer(x)["fused_logits"] - whole).max() < 1e-5

@@ -82,7 +82,7 @@ def test_tensorrt_engine_matches_onnxruntime(gpu, trained_bundle, tmp_path, prec
     assert key["precision"] == precision and key["onnx_sha256"]
     trt_est = AgeEstimator.load(b, backend="tensorrt", precision=precision)
     ref = AgeEstimator.load(b, backend="onnxruntime")
-    x = np.random.default_rng(0).normal(size=(6, 3, 128, 128)).astype(np.float32)
+    x = ref.spec.random_input(6)
     d = np.abs(trt_est.infer(x)["age"] - ref.infer(x)["age"])
     assert d.max() < (0.05 if precision == "fp32" else 0.5)
     many = list(trt_est.backend.infer_many([x[:2], x[2:4], x[4:]]))  # the two-stream pipeline

@@ -170,8 +170,7 @@ def latency(ckpt: Path, work: Path, data: str, cache: str) -> Dict[str, float]:
     # fp32 and INT8 interleaved, 7 rounds of 30 calls, the median of the round medians: one round of 50
     # once read 4.07 ms for a model that takes 1.6-1.8 ms here (this machine's speed is bimodal over seconds)
     ests = {p: AgeEstimator.load(bundle, backend="openvino", precision=p, artifact="openvino") for p in ("fp32", "int8")}
-    s = ests["fp32"].spec.size
-    x = np.random.default_rng(0).normal(size=(1, 3, s, s)).astype(np.float32)
+    x = ests["fp32"].spec.random_input(1)
     rounds: Dict[str, List[float]] = {p: [] for p in ests}
     for _ in range(7):
         for prec, est in ests.items():

@@ -5,38 +5,22 @@ import argparse
 import json
 from typing import List, Optional
 
+from alage_edge.argtypes import json_object, non_negative_float, non_negative_int, positive_float, positive_int
+
 from .presets import PRESETS
 
 DATA_HELP = ("data set spec: synth[:n=2000,seed=0] | adience:ROOT[,fold=K] | morph:CSV | fgnet:DIR[,fold=K] | "
              "lap:ROOT | imdbwiki:ROOT[,meta=wiki.mat] | csv:FILE (path,age)")
 
-def json_object(text: str) -> dict:
-    """argparse type for --config: a JSON object, or a message naming the flag and the problem."""
-    try:
-        v = json.loads(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"not valid JSON ({e}); e.g. '{{\"steps\": 4}}'") from None
-    if not isinstance(v, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object, got {type(v).__name__}")
-    return v
-
-
-def _non_negative(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return v
-
-
 def _epochs(text: str):
-    parts = [int(p) for p in text.split(",")]
+    try:
+        parts = [int(p) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or G,A,J epochs (global, attention, joint), got {text!r}") from None
     if len(parts) == 1:
         parts = parts * 3
     if len(parts) != 3 or min(parts) < 0:
-        raise argparse.ArgumentTypeError("--epochs takes N or G,A,J (global, attention, joint)")
+        raise argparse.ArgumentTypeError(f"expected N or G,A,J epochs (global, attention, joint), got {text!r}")
     return tuple(parts)
 
 
@@ -67,25 +51,25 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--stage", choices=["all", "global", "attention", "joint"], default="all",
                    help="run one stage only (default all three)")
     p.add_argument("--epochs", type=_epochs, default=None, help="N or G,A,J epochs per stage")
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--batch-size", type=positive_int, default=None)
     p.add_argument("--optimizer", choices=["sgd", "adamw"], default=None, help="default: the preset's")
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--joint-lr-scale", type=float, default=None,
+    p.add_argument("--lr", type=positive_float, default=None)
+    p.add_argument("--joint-lr-scale", type=non_negative_float, default=None,
                    help="learning rate factor of the joint stage (default: the preset's)")
-    p.add_argument("--box-lr-scale", type=_non_negative, default=None,
+    p.add_argument("--box-lr-scale", type=non_negative_float, default=None,
                    help="learning rate factor of the LSTM's box layers (0: boxes stay where they start, the "
                         "compact preset's default, which measured better on synth: see the README's claim; "
                         "1: learned boxes, the paper's and the other presets' default)")
-    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--weight-decay", type=non_negative_float, default=1e-4)
     p.add_argument("--schedule", choices=["cosine", "step"], default="cosine")
-    p.add_argument("--warmup-epochs", type=float, default=0.5)
+    p.add_argument("--warmup-epochs", type=non_negative_float, default=0.5)
     p.add_argument("--loss-weights", default="1,1,1", help="cross-entropy weights of global,local,fused")
-    p.add_argument("--l1", type=float, default=None, help="weight of an L1 loss on the DEX expected age "
+    p.add_argument("--l1", type=non_negative_float, default=None, help="weight of an L1 loss on the DEX expected age "
                                                            "(default: the preset's)")
     p.add_argument("--l1-heads", choices=["fused", "all"], default=None,
                    help="fused: the L1 term on the last head trained only; all: on the global and local heads "
                         "too (the compact preset's default: see the README's claim). Default: the preset's")
-    p.add_argument("--clip", type=float, default=5.0, help="gradient-norm clipping (0: off)")
+    p.add_argument("--clip", type=non_negative_float, default=5.0, help="gradient-norm clipping (0: off)")
     p.add_argument("--ema", type=float, default=None,
                    help="decay of an average of the weights, updated every step, that validation scores and the "
                         "checkpoints hold, e.g. 0.99 (0: off). Default: the preset's")
@@ -95,8 +79,8 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt (same settings)")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in OUT")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:1")
-    p.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=non_negative_int, default=0, help="data-loader worker processes")
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--cache", default=None, help="folder for cached synth splits (default: none, or $ALAGE_CACHE)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
@@ -148,7 +132,7 @@ def eval_main(argv: Optional[List[str]] = None) -> int:
                         "on the same data and epochs; 3 seeds for the claim, an ablation on one")
     p.add_argument("--out", default="runs/claim", help="with --claim: the run folder")
     p.add_argument("--seeds", default="0,1,2", help="with --claim: seeds of the claim's two models")
-    p.add_argument("--jobs", type=int, default=1,
+    p.add_argument("--jobs", type=positive_int, default=1,
                    help="with --claim: training runs at a time, each in its own process with a share of the cores")
     p.add_argument("--no-ablation", action="store_true", help="with --claim: skip T=1/2 and fusion=mean")
     p.add_argument("--only", action="append", metavar="MODEL",
@@ -156,14 +140,12 @@ def eval_main(argv: Optional[List[str]] = None) -> int:
                         "in claim.json are kept")
     p.add_argument("--data", default="synth", help=DATA_HELP)
     p.add_argument("--split", choices=["train", "val", "test"], default="test")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--cache", default=None, help="folder for cached synth splits")
     args = p.parse_args(argv)
     if args.claim:
-        if args.jobs < 1:
-            p.error(f"--jobs must be a positive integer, got {args.jobs}")
         from .claim import MODELS, run_claim
 
         unknown = [m for m in args.only or [] if m not in MODELS]

@@ -25,6 +25,7 @@ from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 import numpy as np
 
 from ..manifest import Artifact, BundleError, Manifest
+from ..preprocess import BOUNDS_TOL
 
 OUTPUTS = ("global_logits", "boxes", "local_logits", "fused_logits")
 INFLIGHT = 4  # batches handed to ``_run_many`` at once by ``infer_many`` (the lock is held per group)
@@ -150,8 +151,22 @@ class Backend:
         if image.dtype != np.float32:
             raise InputError(f"infer expects float32, got {image.dtype}")
         if not np.isfinite(image).all():
-            raise InputError("infer input contains NaN or infinity")
+            bad = "NaN" if np.isnan(image).any() else "infinity"
+            raise InputError(f"infer input contains {bad}; expected a preprocessed face ({self._range_text()})")
+        lo, hi = self.manifest.preprocess.bounds()
+        got_lo, got_hi = image.min(axis=(0, 2, 3)), image.max(axis=(0, 2, 3))
+        out = (got_lo < lo - BOUNDS_TOL) | (got_hi > hi + BOUNDS_TOL)
+        if out.any():
+            c = int(np.argmax(out))
+            raise InputError(f"infer input channel {c} has values in [{got_lo[c]:.4g}, {got_hi[c]:.4g}], outside the "
+                             f"preprocessed range ({self._range_text()})")
         return np.ascontiguousarray(image)
+
+    def _range_text(self) -> str:
+        lo, hi = self.manifest.preprocess.bounds()
+        rng = ", ".join(f"[{a:.3f}, {b:.3f}]" for a, b in zip(lo, hi))
+        return (f"each channel within {rng}: pixels in [0, 1] minus the bundle's mean, divided by its std; "
+                f"AgeEstimator.predict or est.spec.apply make such tensors")
 
     def infer(self, image: np.ndarray, check: bool = True) -> Dict[str, np.ndarray]:
         """Preprocessed (B, 3, S, S) float32 -> {global_logits, fused_logits[, boxes, local_logits]}.
@@ -196,10 +211,12 @@ class Backend:
         with self._lock:
             return [finish(self._host_all(o)) for o in self._run_many(images)]
 
-    def infer_stream(self, stream: str, feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    def infer_stream(self, stream: str, feeds: Dict[str, np.ndarray], check: bool = True) -> Dict[str, np.ndarray]:
         """One stream of a split graph on host arrays (a Triton model per stream), outputs on the host."""
         if stream not in self._handles:
             raise BackendError(f"{self.name}: stream {stream!r} is not loaded (loaded: {sorted(self._handles)})")
+        if check and "image" in feeds:
+            feeds = {**feeds, "image": self.check(feeds["image"])}
         if self.thread_safe:
             return {k: self._host(v) for k, v in self._run(stream, feeds).items()}
         with self._lock:

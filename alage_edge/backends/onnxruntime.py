@@ -5,6 +5,7 @@ import os
 from typing import Dict, Optional
 
 from ..formats import QDQ_S8, QDQ_U8
+from ..manifest import first_line
 from .base import Backend, BackendError, Source
 
 
@@ -39,7 +40,7 @@ class ONNXRuntimeBackend(Backend):
         try:
             return ort.InferenceSession(str(path), so, providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types
-            raise BackendError(f"{path}: onnxruntime cannot load it ({str(e).splitlines()[0][:300]})") from e
+            raise BackendError(f"{path}: onnxruntime cannot load it ({first_line(e, 300)})") from e
 
     def _signature(self, stream: str, sess):
         dims = lambda a: [d if isinstance(d, int) else -1 for d in a.shape]  # noqa: E731

@@ -23,6 +23,7 @@ from typing import Dict, List
 import numpy as np
 
 from ..formats import QDQ_S8, QDQ_U8
+from ..manifest import first_line
 from .base import Backend, BackendError, Source
 
 HINTS = {"fp32": "f32", "fp16": "f32", "int8": "f32", "bf16": "bf16"}
@@ -66,7 +67,7 @@ class OpenVINOBackend(Backend):
         try:
             compiled = core.compile_model(core.read_model(str(path)), device, config)
         except Exception as e:
-            raise BackendError(f"{path}: OpenVINO cannot compile it on {device} ({str(e).splitlines()[0][:300]})") from e
+            raise BackendError(f"{path}: OpenVINO cannot compile it on {device} ({first_line(e, 300)})") from e
         self._local = threading.local()  # infer requests per thread and stream
         eff = compiled.get_property("INFERENCE_PRECISION_HINT")  # bf16 falls back to f32 without AVX512-BF16/AMX
         self.effective_hints = {**getattr(self, "effective_hints", {}),

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from ..manifest import first_line
 from .base import Backend, BackendError, Source
 from .engine_key import mismatches, rebuild_hint
 from .trt_engine import Engine, pad_batch
@@ -42,7 +43,7 @@ class TensorRTBackend(Backend):
                 return f"no CUDA GPU {_index(device)} visible ({cuda.device_count()} found by {cuda.name})"
             gpu, cc = cuda.device_properties(_index(device))
         except Exception as e:  # ImportError, missing driver ...
-            return f"not usable here ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})"
+            return f"not usable here ({type(e).__name__}: {first_line(e, 160)})"
         for stream, key in _keys(manifest, artifact).items():
             onnx_sha = manifest.data["files"].get(manifest.io[stream]["file"], {}).get("sha256")
             bad = mismatches(key, trt.__version__, gpu, cc, onnx_sha)

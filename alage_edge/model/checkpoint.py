@@ -5,12 +5,14 @@ file, so export and evaluation need nothing but the file.
 """
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 import torch
 
 from ..atomic import write_with
+from ..manifest import first_line
 from .alnet import ALNet, ALNetConfig
 
 FORMAT = "alage-edge-checkpoint"
@@ -37,9 +39,12 @@ def read_checkpoint(path, map_location: str = "cpu") -> Dict[str, Any]:
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # corrupt zip, pickle with code, truncated file ...
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0][:200]})") from e
+    except pickle.UnpicklingError as e:  # torch's text would advise weights_only=False: never
+        raise CheckpointError(f"{path}: refused: it holds Python objects other than tensors and plain data, "
+                              f"which could run code when loaded; an alage-edge checkpoint holds none") from e
+    except Exception as e:  # corrupt zip, truncated file ...
+        why = (str(e).splitlines() or ["the file is empty or ends too early"])[0][:200]
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {why})") from e
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an alage-edge checkpoint (expected a dict with "
                               f"format={FORMAT!r}; for an ImageNet backbone use --pretrained)")
@@ -56,7 +61,7 @@ def load_checkpoint(path, map_location: str = "cpu") -> ALNet:
         model = ALNet(ALNetConfig.from_dict(obj["config"]))
         model.load_state_dict(obj["state_dict"], strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: config and weights do not match ({str(e).splitlines()[0][:300]})") from e
+        raise CheckpointError(f"{path}: config and weights do not match ({first_line(e, 300)})") from e
     model.checkpoint_meta = obj.get("meta", {})
     return model.eval()
 
@@ -91,4 +96,4 @@ def load_pretrained(backbone: torch.nn.Module, path) -> None:
     except RuntimeError as e:
         raise CheckpointError(f"{path}: does not fit the {type(backbone).__name__} backbone "
                               f"(torchvision-format weights of the same depth and width 64 are expected): "
-                              f"{str(e).splitlines()[0][:300]}") from e
+                              f"{first_line(e, 300)}") from e

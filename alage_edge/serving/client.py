@@ -15,6 +15,16 @@ import numpy as np
 from .repository import ENSEMBLE, PICTURES
 
 
+class ServerGone(ConnectionError):
+    """The server cannot be reached or dropped the connection; the message names it and what happened."""
+
+
+def _gone(e: BaseException) -> bool:
+    """Whether a client error means the server is unreachable (rather than a refused request)."""
+    status = str(getattr(e, "status", lambda: "")() or "")
+    return "UNAVAILABLE" in status or "DEADLINE_EXCEEDED" in status or not status and "connect" in str(e).lower()
+
+
 class TritonClient:
     def __init__(self, url: str, timeout: float = 60.0):
         u = urlparse(url if "://" in url else f"http://{url}")
@@ -65,6 +75,8 @@ class TritonClient:
     def predict(self, sources: Iterable, detect_faces: Union[bool, str] = False, errors: str = "raise"):
         """Files (paths or bytes) -> ``Results`` like ``AgeEstimator.predict`` (no distribution: the server
         answers group probabilities)."""
+        from http.client import HTTPException
+
         from tritonclient.utils import InferenceServerException
 
         from ..ages import GROUP_NAMES
@@ -76,12 +88,23 @@ class TritonClient:
         for src in sources:
             name = describe(src)
             try:
-                data = src if isinstance(src, bytes) else open(src, "rb").read()
-                d = self.picture(data, detect_faces)
-            except (OSError, InferenceServerException) as e:
+                try:
+                    data = src if isinstance(src, bytes) else open(src, "rb").read()
+                except OSError as e:
+                    raise ImageError(f"{name}: cannot read it ({e.strerror or e})") from e
+                try:
+                    d = self.picture(data, detect_faces)
+                except InferenceServerException as e:
+                    if _gone(e):
+                        raise ServerGone(f"{self.url}: the server cannot be reached ({e.message() or e})") from e
+                    raise ImageError(f"{name}: the server refused it: {e.message() or e}") from e
+                except (OSError, HTTPException) as e:
+                    raise ServerGone(f"{self.url}: the connection failed or the server closed it while answering "
+                                     f"{name} ({type(e).__name__}{': ' + str(e) if str(e) else ''})") from e
+            except ImageError as e:
                 if errors == "raise":
-                    raise ImageError(f"{name}: {e}") from e
-                out.errors.append(ItemError(name, str(e)))
+                    raise
+                out.errors.append(ItemError(name, str(e)[len(name) + 2:]))  # the message less "name: "
                 continue
             if len(d["age"]) == 0:
                 out.no_face.append(NoFace(name))

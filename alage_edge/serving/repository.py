@@ -14,16 +14,19 @@ for Triton's own backends.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from ..ages import HEAD_CLASSES
+from ..images import MAX_PIXELS
 from ..manifest import Manifest
 
 PLATFORMS = ("python", "onnxruntime", "openvino", "tensorrt")
 MODELS_DIR = Path(__file__).parent / "models"
 ENSEMBLE, PICTURES = "alage", "alage_pictures"
+MAX_BATCH = 256  # a merged batch larger than this is a typo or an attack (memory), not a setting
+DEFAULT_MAX_PIXELS = 50_000_000  # a picture request's cap: a 12000x8000 photo is refused, a 50 MP camera's is not
 
 
 @dataclass
@@ -35,10 +38,21 @@ class RepoOptions:
     max_delay_us: int = 2000
     instances: int = 1
     threads: int = 0  # python platform: intra-op threads per stream instance (0: the backend's default)
+    detectors: Tuple[str, ...] = ("hog",)  # face detectors alage_pictures offers (cnn costs ~20 s a photo on a CPU)
+    max_pixels: int = DEFAULT_MAX_PIXELS  # largest picture alage_pictures decodes
 
     def __post_init__(self):
+        from ..faces import DETECTORS
+
         if self.platform not in PLATFORMS:
             raise ValueError(f"platform must be one of {', '.join(PLATFORMS)}, got {self.platform!r}")
+        if not isinstance(self.max_batch, int) or not 1 <= self.max_batch <= MAX_BATCH:
+            raise ValueError(f"max_batch must be an integer from 1 to {MAX_BATCH}, got {self.max_batch!r}")
+        bad = [d for d in self.detectors if d not in DETECTORS]
+        if bad or not isinstance(self.detectors, (tuple, list)):
+            raise ValueError(f"detectors must be a list of {', '.join(DETECTORS)}, got {self.detectors!r}")
+        if not isinstance(self.max_pixels, int) or not 64 <= self.max_pixels <= MAX_PIXELS:
+            raise ValueError(f"max_pixels must be an integer from 64 to {MAX_PIXELS}, got {self.max_pixels!r}")
         for k in ("max_batch", "instances"):
             if not isinstance(getattr(self, k), int) or getattr(self, k) < 1:
                 raise ValueError(f"{k} must be a positive integer, got {getattr(self, k)!r}")
@@ -146,26 +160,59 @@ def pictures_config(manifest: Manifest, o: RepoOptions, bundle: Path) -> str:
         'output { name: "face_boxes" data_type: TYPE_FP32 dims: [ -1, 4 ] }',
         'output { name: "face_scores" data_type: TYPE_FP32 dims: [ -1, 1 ] }',
         _instances(RepoOptions(instances=max(2, o.instances)), "KIND_CPU"),
-        _params(bundle=bundle, ensemble=ENSEMBLE, steps=t, max_batch=o.max_batch)]) + "\n"
+        _params(bundle=bundle, ensemble=ENSEMBLE, steps=t, max_batch=o.max_batch, detectors=",".join(o.detectors),
+                max_pixels=o.max_pixels)]) + "\n"
+
+
+def plan_profile(info: dict, stream: str) -> Tuple[int, int, int]:
+    """(min, opt, max) batch of a stream's TensorRT plan, from its artifact's record (bundles written before
+    ``profiles`` was recorded: a DLA global stream is static at the opt batch)."""
+    if stream in info.get("profiles", {}):
+        return tuple(info["profiles"][stream])
+    b = info.get("batch") or [1, 8, 16]
+    return (b[1],) * 3 if info.get("dla_core") is not None and stream == "global" else tuple(b)
+
+
+def tensorrt_stream(manifest: Manifest, stream: str, o: RepoOptions):
+    """The TensorRT artifact holding a stream's plan for Triton's TensorRT backend, refused with a message
+    when Triton could not run it: no plan yet, a DLA plan (static batch: Triton's backend sends batches below
+    the profile's minimum, which the engine refuses), or a profile whose minimum is above 1."""
+    want = o.precision or "fp16"
+    found = [a for a in manifest.artifacts() if a.format == "tensorrt" and a.precision == want and stream in a.files]
+    if not found:
+        have = sorted({f"{a.format}-{a.precision}" for a in manifest.artifacts()})
+        raise ValueError(f"{manifest.root}: no TensorRT {want} plan for the {stream} stream (has {have}). TensorRT "
+                         f"plans are built on the device that runs them: there, run alage-edge convert "
+                         f"{manifest.root} --to tensorrt --precision {want}, then write this repository there")
+    art = found[-1]
+    lo, _, hi = plan_profile(art.info, stream)
+    if art.info.get("dla_core") is not None and stream == "global":
+        raise ValueError(f"{manifest.root}: the {stream} stream's TensorRT plan is built for DLA core "
+                         f"{art.info['dla_core']} with a static batch of {hi}; Triton's TensorRT backend sends "
+                         f"smaller batches, which the plan refuses. For Triton, build GPU plans (convert --to "
+                         f"tensorrt without --dla-core); alage-edge's own runtime pads batches for DLA plans")
+    if lo != 1:
+        raise ValueError(f"{manifest.root}: the {stream} stream's TensorRT plan has a batch profile from {lo} to "
+                         f"{hi}; Triton needs plans that take batch 1 (convert --to tensorrt --batch 1,OPT,MAX)")
+    return art, hi
 
 
 def stream_file(manifest: Manifest, stream: str, o: RepoOptions) -> Dict[str, Path]:
     """The files a Triton backend loads for a stream (version folder name -> bundle file)."""
     if o.platform == "onnxruntime":
         return {"model.onnx": manifest.path(manifest.io[stream]["file"])}
+    if o.platform == "tensorrt":
+        art, _ = tensorrt_stream(manifest, stream, o)
+        return {"model.plan": manifest.path(art.files[stream])}
     arts = manifest.artifacts()
-    fmt = {"openvino": "openvino", "tensorrt": "tensorrt"}[o.platform]
-    want = o.precision or ("int8" if fmt == "openvino" else "fp16")
-    found = [a for a in arts if a.format == fmt and a.precision == want and stream in a.files]
+    want = o.precision or "int8"
+    found = [a for a in arts if a.format == "openvino" and a.precision == want and stream in a.files]
     if not found:
         have = sorted({f"{a.format}-{a.precision}" for a in arts})
-        raise ValueError(f"{manifest.root}: no {fmt} {want} artifact for the {stream} stream (has {have}); "
-                         f"run alage-edge convert {manifest.root} --to {fmt} first")
-    rel = found[0].files[stream]
-    if fmt == "openvino":
-        xml = manifest.path(rel)
-        return {"model.xml": xml, "model.bin": xml.with_suffix(".bin")}
-    return {"model.plan": manifest.path(rel)}
+        raise ValueError(f"{manifest.root}: no openvino {want} artifact for the {stream} stream (has {have}); "
+                         f"run alage-edge convert {manifest.root} --to openvino first")
+    xml = manifest.path(found[0].files[stream])
+    return {"model.xml": xml, "model.bin": xml.with_suffix(".bin")}
 
 
 def write_repository(bundle, out, options: Optional[RepoOptions] = None) -> Path:
@@ -179,7 +226,8 @@ def write_repository(bundle, out, options: Optional[RepoOptions] = None) -> Path
     if out.exists():
         raise FileExistsError(f"{out} exists; a model repository is written into a new folder")
     streams = ["global", "attention"] if manifest.attention else ["global"]
-    to_build: List[str] = []  # tensorrt: plans are built on the target device, not here
+    if o.platform == "tensorrt":  # Triton refuses a max_batch_size above a plan's profile (ensemble included)
+        o = replace(o, max_batch=min([o.max_batch] + [tensorrt_stream(manifest, s, o)[1] for s in streams]))
     with staged_dir(out) as tmp:
         for stream in streams:
             d = tmp / f"alage_{stream}"
@@ -188,14 +236,7 @@ def write_repository(bundle, out, options: Optional[RepoOptions] = None) -> Path
             if o.platform == "python":
                 _copy_model(MODELS_DIR / "stream.py", d / "1")
                 continue
-            try:
-                files = stream_file(manifest, stream, o)
-            except ValueError:
-                if o.platform != "tensorrt":
-                    raise
-                to_build.append(stream)
-                continue
-            for name, src in files.items():
+            for name, src in stream_file(manifest, stream, o).items():
                 shutil.copy(src, d / "1" / name)
         for name, text, model in [("alage_decode", decode_config(manifest, o), "decode.py"),
                                   (PICTURES, pictures_config(manifest, o, root), "pictures.py")]:
@@ -204,7 +245,7 @@ def write_repository(bundle, out, options: Optional[RepoOptions] = None) -> Path
             _copy_model(MODELS_DIR / model, tmp / name / "1")
         (tmp / ENSEMBLE / "1").mkdir(parents=True)
         (tmp / ENSEMBLE / "config.pbtxt").write_text(ensemble_config(manifest, o))
-        (tmp / "README.md").write_text(readme(manifest, o, root, to_build))
+        (tmp / "README.md").write_text(readme(manifest, o, root))
     return out
 
 
@@ -260,18 +301,16 @@ def _copy_model(src: Path, version_dir: Path) -> None:
     shutil.copy(MODELS_DIR / "alage_triton.py", version_dir / "alage_triton.py")
 
 
-def readme(manifest: Manifest, o: RepoOptions, bundle: Path, to_build: List[str]) -> str:
+def readme(manifest: Manifest, o: RepoOptions, bundle: Path) -> str:
     ran = ("This is the repository `alage-edge serve` runs on the tritonserver of nvidia-pytriton; the tests "
            "load it and compare its answers with alage-edge's in-process results."
            if o.platform == "python" else
            f"Written for Triton's {o.platform} backend. It was checked structurally here (every config.pbtxt "
            "parses with Triton's model_config protobuf; tensor names and shapes match the bundle's graphs) "
            "but NOT executed: the tritonserver this project tests with carries the Python backend only.")
-    build = "" if not to_build else (
-        "\n**Before use: build the TensorRT plans on the target device** (the bundle had none for "
-        f"{', '.join(to_build)}): `alage-edge convert {bundle} --to tensorrt --precision fp16 --dla-core 0` on the "
-        "Jetson, then write this repository again there (it copies the plans in), or copy each stream's engine "
-        "from the bundle's tensorrt/ folder to " + ", ".join(f"`alage_{s}/1/model.plan`" for s in to_build) + ".\n")
+    build = "" if o.platform != "tensorrt" else (
+        f"\nThe TensorRT plans were copied from the bundle; `max_batch_size` is {o.max_batch}, the largest batch "
+        "every plan's profile takes. DLA plans are refused for Triton (static batch); build GPU plans for it.\n")
     return f"""# Triton model repository: {manifest.model.get('arch')} ({o.platform})
 
 Written by `alage-edge convert {bundle} --to triton --platform {o.platform}`. {ran}
@@ -286,9 +325,8 @@ Written by `alage-edge convert {bundle} --to triton --platform {o.platform}`. {r
 
 The Python models import `alage_edge` (`pip install 'alage-edge[faces]'` in the server's Python) and read
 the bundle at `{bundle}` (parameter `bundle` in their config.pbtxt: edit it if the bundle moves).
-On a Jetson, build the global stream's plan for DLA and the attention stream's for the GPU
-(`alage-edge convert BUNDLE --to tensorrt --dla-core 0`), then write this repository with
-`--platform tensorrt`: each stream is its own model, so each runs where its plan was built.
+On a Jetson, build GPU plans on the device (`alage-edge convert BUNDLE --to tensorrt --precision fp16`),
+then write this repository there with `--platform tensorrt`.
 
     tritonserver --model-repository $PWD
     curl localhost:8000/v2/models/{ENSEMBLE}/ready

@@ -5,8 +5,8 @@ without its dependencies (``pip install --no-deps nvidia-pytriton``: pytriton's 
 numpy<2, which this project does not use). Pitfalls handled here: the Python backend's stub must load
 this interpreter's libpython (its LIBDIR goes first on LD_LIBRARY_PATH) and see this interpreter's
 packages (PYTHONPATH); ``/v2/health/ready`` answers before the models are loaded (each model's own
-ready endpoint is awaited); everything the server writes lives in one temp workspace, removed on stop,
-and the process group is killed if SIGTERM does not end it.
+ready endpoint is awaited); it listens on loopback unless asked; everything it writes lives in one temp
+workspace, and a watchdog process removes that and stops the server when its parent stops, exits or dies.
 """
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ import glob
 import importlib.util
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -74,70 +74,93 @@ def _env(home: Path) -> dict:
     return env
 
 
-# Where tritonserver's Python backend itself writes, whatever TMPDIR says (fixed in Triton, not ours): what
-# appears there while our server runs is removed on stop.
-TEMP_LEFTOVERS = ("/tmp/folder*", "/tmp/python_env_*", "/dev/shm/triton_python_backend_shm_region_*")
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def _url_host(host: str) -> str:
+    """Where a client on this machine reaches a server bound to ``host``."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 class TritonServer:
-    """``with TritonServer(repo) as s: ...`` starts tritonserver on free (or given) ports, waits until every
-    model in ``models`` is ready, and on exit stops it (SIGTERM, then the process group is killed) and
-    removes its workspace and the temp folders it left."""
+    """``with TritonServer(repo) as s: ...`` starts tritonserver on free (or given) ports of ``host`` (loopback
+    unless asked), waits until every model in ``models`` is ready, and on exit stops it.
+
+    tritonserver runs under a watchdog process (``serving/watchdog.py``) that stops it and removes what it
+    made (its workspace, its shared-memory regions, its python_env folder) when this process stops it, exits
+    or is killed, SIGKILL included: no server outlives its parent, and no one else's files are touched."""
 
     def __init__(self, repository, models: Iterable[str] = ("alage", "alage_pictures"), http_port: int = 0,
                  grpc_port: int = 0, metrics_port: int = 0, start_timeout: float = 180.0,
-                 log_verbose: int = 0):
+                 log_verbose: int = 0, host: str = "127.0.0.1", remove_on_stop: Iterable = ()):
         self.repository = Path(repository).resolve()
         if not (self.repository / "README.md").is_file() and not any(self.repository.glob("*/config.pbtxt")):
             raise ServerError(f"{self.repository}: not a Triton model repository (no */config.pbtxt)")
         self.models = list(models)
+        self.host = host
+        self.remove_on_stop = [str(Path(p).resolve()) for p in remove_on_stop]  # the watchdog removes these too
         self.http_port, self.grpc_port, self.metrics_port = (p or free_port() for p in
                                                              (http_port, grpc_port, metrics_port))
         self.start_timeout, self.log_verbose = start_timeout, log_verbose
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: Optional[subprocess.Popen] = None  # the watchdog
+        self.server_pid: Optional[int] = None
+        self.returncode: Optional[int] = None  # tritonserver's, once it has ended
         self.workspace: Optional[Path] = None
-        self._before: set = set()
+        self.shm_prefix = ""
         self.startup_s = self.shutdown_s = float("nan")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"http://{_url_host(self.host)}:{self.http_port}"
 
     @property
     def grpc_url(self) -> str:
-        return f"grpc://127.0.0.1:{self.grpc_port}"
+        return f"grpc://{_url_host(self.host)}:{self.grpc_port}"
 
     @property
     def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+        return f"http://{_url_host(self.host)}:{self.metrics_port}/metrics"
 
     @property
     def log(self) -> Path:
         return self.workspace / "tritonserver.log"
 
+    def command(self, home: Path) -> List[str]:
+        backends = self.workspace / "backends"
+        return [str(home / "bin" / "tritonserver"), f"--model-repository={self.repository}",
+                f"--backend-directory={backends}", f"--cache-directory={home / 'caches'}",
+                f"--http-address={self.host}", f"--grpc-address={self.host}", f"--metrics-address={self.host}",
+                f"--http-port={self.http_port}", f"--grpc-port={self.grpc_port}",
+                f"--metrics-port={self.metrics_port}", "--allow-metrics=true", "--allow-gpu-metrics=false",
+                f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
+                f"--log-verbose={self.log_verbose}", "--exit-timeout-secs=10", "--strict-readiness=true"]
+
     def start(self) -> "TritonServer":
         home = triton_home()
-        self._before = {p for pat in TEMP_LEFTOVERS for p in glob.glob(pat)}
         self.workspace = Path(tempfile.mkdtemp(prefix="alage-triton-"))
-        backends = self.workspace / "backends"
-        python = backends / "python"
+        self.shm_prefix = f"alage_{self.workspace.name.split('-')[-1]}_{os.getpid()}_"
+        python = self.workspace / "backends" / "python"
         python.mkdir(parents=True)
         for f in (home / "backends" / "python").iterdir():
             if f.is_file():
                 os.symlink(f, python / f.name)
         stub = home / "python_backend_stubs" / f"{sys.version_info[0]}.{sys.version_info[1]}"
         shutil.copy(stub / "triton_python_backend_stub", python / "triton_python_backend_stub")
-        cmd = [str(home / "bin" / "tritonserver"), f"--model-repository={self.repository}",
-               f"--backend-directory={backends}", f"--cache-directory={home / 'caches'}",
-               f"--http-port={self.http_port}", f"--grpc-port={self.grpc_port}",
-               f"--metrics-port={self.metrics_port}", "--allow-metrics=true", "--allow-gpu-metrics=false",
-               f"--log-verbose={self.log_verbose}", "--exit-timeout-secs=10", "--strict-readiness=true"]
         t0 = time.perf_counter()
-        with open(self.log, "wb") as log:
-            env = _env(home)
-            env["TMPDIR"] = str(self.workspace)
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                         cwd=self.workspace, start_new_session=True)
+        self.proc = subprocess.Popen([sys.executable, "-m", "alage_edge.serving.watchdog", str(self.workspace),
+                                      self.shm_prefix, *self.remove_on_stop, "--", *self.command(home)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=_env(home), text=True,
+                                     start_new_session=True)
+        first = self.proc.stdout.readline().split()
+        if first[:1] != ["pid"]:
+            self.proc.wait()
+            raise ServerError(f"the tritonserver watchdog did not start (exit {self.proc.returncode})")
+        self.server_pid = int(first[1])
+        threading.Thread(target=self._read_watchdog, daemon=True).start()
         try:
             self._wait_ready()
         except BaseException:
@@ -146,12 +169,22 @@ class TritonServer:
         self.startup_s = time.perf_counter() - t0
         return self
 
+    def _read_watchdog(self) -> None:
+        for line in self.proc.stdout:
+            if line.startswith("exit "):
+                self.returncode = int(line.split()[1])
+
+    def alive(self) -> bool:
+        """Whether tritonserver is still running."""
+        return self.proc is not None and self.returncode is None and self.proc.poll() is None
+
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.start_timeout
         pending = list(self.models)
         while pending:
-            if self.proc.poll() is not None:
-                raise ServerError(f"tritonserver exited with code {self.proc.returncode} while starting; "
+            if not self.alive():
+                time.sleep(0.3)  # the watchdog's "exit" line
+                raise ServerError(f"tritonserver exited with code {self.returncode} while starting; "
                                   f"its log ends:\n{self.log_tail()}")
             if time.monotonic() > deadline:
                 raise ServerError(f"models {pending} not ready after {self.start_timeout:.0f} s; "
@@ -170,7 +203,8 @@ class TritonServer:
             return False
 
     def log_tail(self, n: int = 12) -> str:
-        """The server log's error lines and its last ``n`` lines."""
+        """The server log's error lines and its last ``n`` lines, without the Python backend stubs'
+        tracebacks (they repeat the cause, which is in the lines kept)."""
         try:
             lines = self.log.read_text(errors="replace").splitlines()
         except OSError:
@@ -178,39 +212,31 @@ class TritonServer:
         errors = [ln for ln in lines[:-n] if ln.startswith("E") or "failed to load" in ln or "Error" in ln]
         return "\n".join(errors[-10:] + lines[-n:])
 
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        """Stop the server (SIGTERM lets it unload its models), kill what is left of its process group,
-        remove its workspace and the temp folders that appeared while it ran."""
+    def stop(self) -> None:
+        """Stop the server: the watchdog sends SIGTERM (the server unloads its models), kills what is left of
+        its process group and removes the server's workspace and temp files."""
         t0 = time.perf_counter()
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
             try:
-                self.proc.wait(timeout=30)
+                self.proc.stdin.write("stop\n")
+                self.proc.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+            try:
+                self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                pass
-        if self.proc is not None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)  # stubs the server did not reap
-            except (ProcessLookupError, PermissionError):
-                pass
-            self.proc.wait()
-            deadline = time.monotonic() + 10
-            while self.pids() and time.monotonic() < deadline:  # killed stubs take a moment to go
-                time.sleep(0.05)
+                self.proc.kill()
+                self.proc.wait()
         self.shutdown_s = time.perf_counter() - t0
-        for p in {p for pat in TEMP_LEFTOVERS for p in glob.glob(pat)} - self._before:
-            shutil.rmtree(p, ignore_errors=True) if os.path.isdir(p) else _unlink(p)
-        if self.workspace is not None:
-            shutil.rmtree(self.workspace, ignore_errors=True)
 
     def pids(self) -> List[int]:
         """Processes still in the server's process group (empty after stop)."""
-        if self.proc is None:
+        if self.server_pid is None:
             return []
         out = []
         for d in glob.glob("/proc/[0-9]*"):
             try:
-                if os.getpgid(int(d[6:])) == self.proc.pid:
+                if os.getpgid(int(d[6:])) == self.server_pid:
                     out.append(int(d[6:]))
             except (ProcessLookupError, PermissionError, ValueError):
                 pass
@@ -223,8 +249,3 @@ class TritonServer:
         self.stop()
 
 
-def _unlink(p: str) -> None:
-    try:
-        os.unlink(p)
-    except OSError:
-        pass

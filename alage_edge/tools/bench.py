@@ -15,6 +15,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from ..argtypes import non_negative_int, positive_float, positive_int, positive_ints
 from .runs import RUNS
 
 
@@ -63,16 +64,6 @@ def time_infer(est, x: np.ndarray, warmup: int, iters: int, min_seconds: float =
         if len(times) >= 20 * iters:
             break
     return np.array(times)
-
-
-def _batches(text: str):
-    try:
-        out = tuple(int(b) for b in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected positive integers like 1,8, got {text!r}") from None
-    if not out or min(out) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers like 1,8, got {text!r}")
-    return out
 
 
 def run_bench(bundle, keys: Optional[List[str]] = None, batches=(1, 8), data: str = "synth", n: int = 100,
@@ -199,11 +190,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("bundle")
     p.add_argument("--runs", default=None, help="comma-separated runs (default: all that can run here): "
                    + ", ".join(r.key for r in RUNS))
-    p.add_argument("--batch", type=_batches, default=(1, 8), help="batch sizes (default 1,8)")
+    p.add_argument("--batch", type=positive_ints, default=(1, 8), help="batch sizes (default 1,8)")
     p.add_argument("--data", default="synth", help="labelled set for MAE and drift (test split)")
-    p.add_argument("--n", type=int, default=100, help="images for MAE and drift")
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--iters", type=int, default=30, help="timed repetitions per batch size")
+    p.add_argument("--n", type=positive_int, default=100, help="images for MAE and drift")
+    p.add_argument("--warmup", type=non_negative_int, default=5)
+    p.add_argument("--iters", type=positive_int, default=30, help="timed repetitions per batch size")
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", default=None, help="write bench.json, bench.md and bench.png here")
     p.add_argument("--cache", default=None)
@@ -211,8 +202,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     s.add_argument("--serve", action="store_true", help="load-test the bundle served by tritonserver instead")
     s.add_argument("--serve-runs", default="onnxruntime-fp32,openvino-int8",
                    help="BACKEND-PRECISION runs to serve one after the other (default onnxruntime-fp32,openvino-int8)")
-    s.add_argument("--concurrency", type=_batches, default=(1, 4, 16, 64), help="clients (default 1,4,16,64)")
-    s.add_argument("--seconds", type=float, default=5.0, help="seconds per concurrency level (default 5)")
+    s.add_argument("--concurrency", type=positive_ints, default=(1, 4, 16, 64), help="clients (default 1,4,16,64)")
+    s.add_argument("--seconds", type=positive_float, default=5.0, help="seconds per concurrency level (default 5)")
     s.add_argument("--protocol", choices=["http", "grpc"], default="http")
     args = p.parse_args(argv)
     if args.serve:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from ..argtypes import positive_int
 from .runs import RUNS
 
 
@@ -120,7 +121,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle")
     p.add_argument("--data", default="synth", help="labelled set (test split) to compare on")
-    p.add_argument("--n", type=int, default=200, help="images from it (default 200)")
+    p.add_argument("--n", type=positive_int, default=200, help="images from it (default 200)")
     p.add_argument("--runs", default=None, help="comma-separated runs (default: all that can run here): "
                    + ", ".join(r.key for r in RUNS))
     p.add_argument("--no-photos", action="store_true", help="skip the real photos")

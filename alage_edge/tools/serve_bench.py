@@ -6,8 +6,6 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 
 def run_serve_bench(args) -> int:
     from ..estimator import AgeEstimator
@@ -24,7 +22,7 @@ def run_serve_bench(args) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             est = AgeEstimator.load(args.bundle, backend=backend, precision=precision or None)
-        x = np.random.default_rng(0).standard_normal((1, 3, est.spec.size, est.spec.size)).astype(np.float32)
+        x = est.spec.random_input(1)
         local = in_process_ms(est, x)
         report["model"] = f"{est.manifest.model.get('arch')} {est.spec.size}px"
         est.close()

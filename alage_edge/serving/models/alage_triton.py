@@ -21,6 +21,23 @@ for _p in _paths:
 import numpy as np  # noqa: E402
 import triton_python_backend_utils as pb_utils  # noqa: E402
 
+_CAPSULE = "PyCapsule_GetPointer called with incorrect name"
+_default_hook = sys.unraisablehook
+
+
+def _quiet_capsule(unraisable):
+    """Drop exactly one harmless report. ``Tensor.from_dlpack`` of the 2.51 stub takes the array's DLPack
+    capsule and renames it with a name numpy's capsule destructor does not know, so the destructor reports
+    "incorrect name" and, rightly, frees nothing (the stub owns the tensor and frees it): a traceback in the
+    server log per response, with no effect. Every other report goes to the default hook."""
+    e = unraisable.exc_value
+    if isinstance(e, ValueError) and str(e) == _CAPSULE:
+        return
+    _default_hook(unraisable)
+
+
+sys.unraisablehook = _quiet_capsule
+
 
 def tensor(name: str, array) -> "pb_utils.Tensor":
     a = np.array(array, order="C", copy=True)  # fresh: plain strides

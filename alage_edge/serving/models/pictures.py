@@ -1,5 +1,5 @@
 """Triton Python-backend model: encoded pictures in. Decodes each picture, finds and aligns faces when
-asked (``detector``: hog, cnn or haar; empty: the picture is an aligned face), preprocesses with the
+asked (``detector``: one the server offers, parameter ``detectors``; empty: the picture is an aligned face), preprocesses with the
 bundle's one preprocessing, and asks the ``alage`` ensemble (so dynamic batching merges the faces of
 concurrent requests). The picture's file bytes and the detector's name come as UINT8 vectors. Answers
 one row per face; face boxes and attention boxes in picture pixels."""
@@ -24,6 +24,8 @@ class TritonPythonModel:
         manifest = Manifest.load(p["bundle"])
         self.spec, self.target = manifest.preprocess, p["ensemble"]
         self.steps, self.max_batch = int(p["steps"]), int(p["max_batch"])
+        self.detectors = [d for d in p.get("detectors", "hog").split(",") if d]
+        self.max_pixels = int(p.get("max_pixels") or 0) or None
 
     def execute(self, requests):
         return [self._one(r) for r in requests]
@@ -35,11 +37,18 @@ class TritonPythonModel:
         raw = array(request, "image").reshape(-1)
         det = array(request, "detector")
         detector = det.tobytes().decode(errors="replace") if det is not None else ""
+        if detector and detector not in self.detectors:
+            shown = detector if len(detector) <= 40 else f"{detector[:40]}... ({len(detector)} bytes)"
+            return _error(f"detector {shown!r} is not offered by this server (it offers "
+                          f"{', '.join(self.detectors) or 'none'}; alage-edge serve --detectors)")
         try:
-            rgb = load_image(raw.tobytes(), "image")
+            kw = {"max_pixels": self.max_pixels} if self.max_pixels else {}
+            rgb = load_image(raw.tobytes(), "image", **kw)
             found = find_faces(rgb, self.spec, detector) if detector else [(None, self.spec.region(rgb))]
-        except (ImageError, ValueError, ImportError) as e:
+        except (ImageError, ValueError) as e:
             return _error(str(e))
+        except ImportError as e:
+            return _error(str(e), pb_utils.TritonError.UNAVAILABLE)
         n, t = len(found), self.steps
         # (n, 1), not (n,): the 2.51 stub takes no 1-D tensor over DLPack
         out = {"age": np.zeros((n, 1), np.float32), "std": np.zeros((n, 1), np.float32),
@@ -66,5 +75,7 @@ class TritonPythonModel:
         return pb_utils.InferenceResponse([tensor(k, v) for k, v in out.items()])
 
 
-def _error(msg):
-    return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(msg))
+def _error(msg, code=None):
+    """A client's error: HTTP 400 / gRPC INVALID_ARGUMENT unless another code is given."""
+    code = pb_utils.TritonError.INVALID_ARG if code is None else code
+    return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(msg, code))

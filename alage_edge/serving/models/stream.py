@@ -27,14 +27,28 @@ class TritonPythonModel:
         self.outputs = [o["name"] for o in cfg["output"]]
 
     def execute(self, requests):
-        # Triton's dynamic batcher hands several requests at once: run them as one batch, split the answers.
-        feeds = {n: [array(r, n) for r in requests] for n in self.inputs}
-        sizes = [len(x) for x in feeds[self.inputs[0]]]
-        out = self.runner.infer_stream(self.stream, {n: np.concatenate(v) for n, v in feeds.items()})
+        # Triton's dynamic batcher hands several requests at once: each is checked alone (a bad one gets its
+        # own error, HTTP 400 / gRPC INVALID_ARGUMENT), the good ones run as one batch, answers split.
+        from alage_edge.backends import InputError
+
+        feeds = [{n: array(r, n) for n in self.inputs} for r in requests]
+        errors = {}
+        for i, f in enumerate(feeds):
+            try:
+                if "image" in f:
+                    self.runner.check(f["image"])
+            except InputError as e:
+                errors[i] = pb_utils.TritonError(str(e), pb_utils.TritonError.INVALID_ARG)
+        good = [f for i, f in enumerate(feeds) if i not in errors]
+        out = self.runner.infer_stream(self.stream, {n: np.concatenate([f[n] for f in good]) for n in self.inputs},
+                                       check=False) if good else {}
         answers, start = [], 0
-        for n in sizes:
-            answers.append(pb_utils.InferenceResponse([tensor(k, out[k][start:start + n])
-                                                       for k in self.outputs]))
+        for i, f in enumerate(feeds):
+            if i in errors:
+                answers.append(pb_utils.InferenceResponse(output_tensors=[], error=errors[i]))
+                continue
+            n = len(f[self.inputs[0]])
+            answers.append(pb_utils.InferenceResponse([tensor(k, out[k][start:start + n]) for k in self.outputs]))
             start += n
         return answers
 
