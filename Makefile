@@ -9,17 +9,17 @@ JETSON ?=
 PY     := $(VENV)/bin/python
 ifeq ($(JETSON),1)
 TORCH  ?=
-EXTRAS ?= onnxruntime,tensorrt-cu12,dev
+EXTRAS ?= onnxruntime,tensorrt-cu12,dev,docs
 VENVFLAGS := --system-site-packages
 else
 TORCH  ?= torch==2.13.0
-EXTRAS ?= all,dev
+EXTRAS ?= all,dev,docs
 VENVFLAGS :=
 endif
 comma  := ,
 STAMP  := $(VENV)/.installed-$(subst ==,-,$(or $(TORCH),notorch))-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: demo test test-all lint bench install clean
+.PHONY: demo test test-all lint docs bench install clean
 
 install: $(STAMP)
 
@@ -37,7 +37,10 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-test: lint
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -q
+
+test: lint docs
 	$(PY) -m pytest -q -m "not slow"
 
 test-all: $(STAMP)
@@ -47,4 +50,4 @@ bench: $(STAMP)
 	$(PY) -m pytest benchmarks/ --benchmark-only
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .benchmarks
+	rm -rf $(VENV) runs .pytest_cache .benchmarks build/site

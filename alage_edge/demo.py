@@ -204,9 +204,12 @@ def run_demo(cfg: DemoConfig) -> int:
                 except Exception as e:  # a GPU host without a usable TensorRT: report, carry on
                     print(f"    TensorRT {prec}: not built ({e})")
         from alage_edge.convert.trtcheck import check_bundle
+        from alage_edge.manifest import Manifest
 
         findings = check_bundle(bundle, "tensorrt-10")
-        write_json(root / "trtcheck.json", [f.__dict__ for f in findings])
+        graphs = sorted(Manifest.load(bundle).io[s]["file"] for s in Manifest.load(bundle).io)
+        write_json(root / "trtcheck.json", {"target": "tensorrt-10", "graphs": graphs,
+                                            "findings": [f.__dict__ for f in findings]})
 
     steps.run("export", "export the bundle; convert to OpenVINO fp32/fp16/INT8 and Q/DQ",
               {**train_inputs, "ckpt": _mtime(att_dir)}, [bundle / "manifest.json"], export_convert,

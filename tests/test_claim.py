@@ -6,6 +6,7 @@ import pytest
 pytest.importorskip("torch")
 
 
+@pytest.mark.slow  # two claim runs, ~20 s (make test-all)
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_claim_trains_evaluates_and_reports(tmp_path, jobs):
     """jobs=2 trains in two spawned worker processes (which see the preset: it travels with each job)."""

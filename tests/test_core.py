@@ -199,6 +199,7 @@ def test_formats_table_lists_every_artifact_export_writes(tiny_bundle):
     assert {a.format for a in Manifest.load(tiny_bundle).artifacts()} <= set(FORMATS)
 
 
+@pytest.mark.slow  # builds a wheel (make test-all)
 def test_wheel_installs_one_top_level_package(tmp_path):
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
                        capture_output=True, text=True, timeout=300)

@@ -160,6 +160,7 @@ def test_a_write_killed_midway_leaves_the_old_checkpoint(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
 
 
+@pytest.mark.slow  # two torchrun processes (make test-all)
 def test_ddp_with_two_gloo_processes(tmp_path):
     out = tmp_path / "ddp"
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
