@@ -11,17 +11,28 @@ ifeq ($(JETSON),1)
 TORCH  ?=
 EXTRAS ?= onnxruntime,tensorrt-cu12,dev,docs
 VENVFLAGS := --system-site-packages
+VENVSYS   := true
 else
 TORCH  ?= torch==2.13.0
 EXTRAS ?= all,dev,docs
 VENVFLAGS :=
+VENVSYS   := false
 endif
 comma  := ,
 STAMP  := $(VENV)/.installed-$(subst ==,-,$(or $(TORCH),notorch))-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: demo test test-all lint docs bench install clean
+SETUP  := venv-check $(STAMP)
 
-install: $(STAMP)
+.PHONY: demo test test-all lint docs bench install clean venv-check
+
+install: $(SETUP)
+
+# A venv made with the other flags (a Jetson's needs --system-site-packages to see JetPack's TensorRT) is
+# made again rather than silently reused.
+venv-check:
+	@if [ -f $(VENV)/pyvenv.cfg ] && ! grep -qx "include-system-site-packages = $(VENVSYS)" $(VENV)/pyvenv.cfg; then \
+	  echo "$(VENV) was made with include-system-site-packages other than $(VENVSYS): making it again"; \
+	  rm -rf $(VENV); fi
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENVFLAGS) $(VENV)
@@ -31,22 +42,22 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --no-deps nvidia-pytriton==0.7.0 || echo "no tritonserver wheel for this machine: serving tests will skip"
 	@touch $@
 
-demo: $(STAMP)
+demo: $(SETUP)
 	$(VENV)/bin/alage-edge demo
 
-lint: $(STAMP)
+lint: $(SETUP)
 	$(VENV)/bin/ruff check .
 
-docs: $(STAMP)
+docs: $(SETUP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -q
 
 test: lint docs
 	$(PY) -m pytest -q -m "not slow"
 
-test-all: $(STAMP)
+test-all: $(SETUP)
 	$(PY) -m pytest -q
 
-bench: $(STAMP)
+bench: $(SETUP)
 	$(PY) -m pytest benchmarks/ --benchmark-only
 
 clean:

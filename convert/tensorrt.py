@@ -31,38 +31,71 @@ from .trt_plan import (
     StreamPlan,
     calib_batches,
     calib_cache_name,
+    calibration_batch,
     choose_int8_path,
     dla_problem,
     major_version,
     network_flags,
     plan_stream,
     qdq_is_current,
+    version_problem,
 )
 
 DEFAULT_BATCH = (1, 8, 32)
 __all__ = ["BuildError", "build", "choose_int8_path", "major_version"]
 
 
-def fp16_onnx(src: Path, dst: Path) -> str:
-    """An fp16 copy of an ONNX graph with fp32 I/O for strongly typed TensorRT 11 builds."""
+def fp16_onnx(src: Path, dst: Path, dla: bool = False) -> str:
+    """An fp16 copy of an ONNX graph with fp32 I/O for strongly typed TensorRT 11 builds. For a DLA build,
+    AutoCast's DLA target is passed where this modelopt has it (11.4.1's; else said in the returned text)."""
     import onnx
 
     try:
         from modelopt.onnx.autocast import convert_to_mixed_precision
 
-        model = convert_to_mixed_precision(onnx_path=str(src), low_precision_type="fp16", keep_io_types=True)
+        kw = dict(onnx_path=str(src), low_precision_type="fp16", keep_io_types=True)
         tool = "modelopt.autocast"
+        if dla:
+            import inspect
+
+            if "target_dla" in inspect.signature(convert_to_mixed_precision).parameters:
+                kw["target_dla"] = True
+                tool += " (target_dla)"
+            else:
+                tool += " (this modelopt has no target_dla: DLA layers may fall back to the GPU)"
+        model = convert_to_mixed_precision(**kw)
     except ImportError:
         try:
             from onnxconverter_common import float16
         except ImportError as e:
             raise BuildError("fp16 on TensorRT 11 needs an fp16 ONNX: pip install nvidia-modelopt "
                              "or onnxconverter-common") from e
-        model = float16.convert_float_to_float16(onnx.load(str(src)), keep_io_types=True,
+        model = float16.convert_float_to_float16(_outputs_not_read_back(onnx.load(str(src))), keep_io_types=True,
                                                  op_block_list=["QuantizeLinear", "DequantizeLinear"])
         tool = "onnxconverter_common"
     onnx.save(model, str(dst))
     return tool
+
+
+def _outputs_not_read_back(model):
+    """onnxconverter-common mistypes a graph output that other nodes also read (its fp32 output cast is read
+    where the fp16 tensor was meant: a type error on load). Each such output becomes an Identity of an
+    internal tensor that the readers use instead."""
+    from onnx import helper
+
+    g = model.graph
+    read = {i for n in g.node for i in n.input}
+    for out in [o.name for o in g.output if o.name in read]:
+        inner = f"{out}__inner"
+        for n in g.node:
+            for k, name in enumerate(n.output):
+                if name == out:
+                    n.output[k] = inner
+            for k, name in enumerate(n.input):
+                if name == out:
+                    n.input[k] = inner
+        g.node.append(helper.make_node("Identity", [inner], [out], name=f"{out}__output"))
+    return model
 
 
 def make_calibrator(trt, cuda, feeds: List[Dict[str, np.ndarray]], cache: Path, log: List[str]):
@@ -131,7 +164,8 @@ def _pin_glue_fp32(trt, network, config) -> int:
 
 
 def build_stream(trt, man: Manifest, stream: str, plan: StreamPlan, source: Path, batch: Tuple[int, int, int],
-                 workspace_gib: float, dla_core: Optional[int], calibrator, log: List[str]) -> bytes:
+                 workspace_gib: float, dla_core: Optional[int], calibrator, log: List[str],
+                 calib_batch: Optional[int] = None) -> bytes:
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(network_flags(trt, trt.__version__, plan.strongly_typed))
@@ -152,7 +186,9 @@ def build_stream(trt, man: Manifest, stream: str, plan: StreamPlan, source: Path
         if stream == "attention":
             log.append(f"attention: {_pin_glue_fp32(trt, network, config)} glue layers pinned to fp32")
         config.int8_calibrator = calibrator
-        config.set_calibration_profile(profile)
+        # TensorRT calibrates at the calibration profile's opt shape: one of exactly the calibrator's batch
+        b = calib_batch or batch[1]
+        config.set_calibration_profile(_profile(builder, (b, b, b), man.io[stream]["inputs"]))
     if dla_core is not None:
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = int(dla_core)
@@ -183,6 +219,8 @@ def build(bundle, precision: str = "fp16", data: Optional[str] = None, calib_siz
     if not (1 <= batch[0] <= batch[1] <= batch[2]):
         raise ValueError(f"--batch must be MIN,OPT,MAX with 1 <= MIN <= OPT <= MAX, got {batch}")
     version = trt.__version__
+    if version_problem(version):
+        raise BuildError(version_problem(version))
     if dla_core is not None and dla_problem(version, precision):
         raise BuildError(dla_problem(version, precision))
     path = choose_int8_path(version, int8_path) if precision == "int8" else None
@@ -218,7 +256,7 @@ def build(bundle, precision: str = "fp16", data: Optional[str] = None, calib_siz
             if plan.fp16_onnx:
                 fp16_src = man.path(f"tensorrt/fp16-src/{s}.{plan.source}.onnx")
                 fp16_src.parent.mkdir(parents=True, exist_ok=True)
-                log.append(f"{s}: fp16 ONNX by {fp16_onnx(source, fp16_src)}")
+                log.append(f"{s}: fp16 ONNX by {fp16_onnx(source, fp16_src, dla=dla_core is not None and s == 'global')}")
                 source = fp16_src
             dla = dla_core if s == "global" else None
             prof = (batch[1],) * 3 if dla is not None else batch  # DLA needs static shapes
@@ -227,14 +265,18 @@ def build(bundle, precision: str = "fp16", data: Optional[str] = None, calib_siz
                              calib_hash)
             key["mixed_precision"] = plan.mixed
             calibrator = None
+            calib_batch = None
             if plan.precision == "int8" and path == "calibrator":
-                b, feeds = calib_batches(calib.feeds(s, batch_size=prof[1]), prof[1])
+                calib_batch = calibration_batch(len(calib), prof[1], hasattr(trt.IBuilderConfig,
+                                                                             "set_calibration_profile"))
+                b, feeds = calib_batches(calib.feeds(s, batch_size=calib_batch), calib_batch)
                 if b < prof[1]:
-                    log.append(f"{s}: calibration batch {b} (the set has fewer images than the opt batch {prof[1]})")
+                    log.append(f"{s}: calibration batch {b} (the set has fewer images than the opt batch {prof[1]}): "
+                               f"calibration profile {b},{b},{b}")
                 calibrator = make_calibrator(trt, cuda, feeds, man.path(f"tensorrt/{calib_cache_name(s, onnx_sha, calib_hash)}"),
                                              log)
             try:
-                engine = build_stream(trt, man, s, plan, source, prof, workspace, dla, calibrator, log)
+                engine = build_stream(trt, man, s, plan, source, prof, workspace, dla, calibrator, log, calib_batch)
             finally:
                 if calibrator is not None:
                     calibrator.free()

@@ -6,8 +6,11 @@ it with the real API. Version facts (TensorRT docs, 10.x -> 11.x migration):
 EXPLICIT_BATCH); 10.x ignores that flag and offers STRONGLY_TYPED; 11.x is
 always strongly typed and removed the FP16/INT8 builder flags, the INT8
 calibrator and the precision-constraint flags (fp16 comes from an fp16 ONNX,
-INT8 from Q/DQ nodes). DLA is unavailable on 11.0-11.3 and on 11.4 only for
-fp16-typed networks on JetPack >= 7.2.2.
+INT8 from Q/DQ nodes). DLA is unavailable on 11.0-11.3; 11.4.0 has it on
+Windows on ARM only, 11.4.1 on Linux too, for fp16-typed networks (JetPack >= 7.2.2).
+TensorRT 8.x (JetPack 5) is not a supported target: its Python bindings are for
+the system Python 3.8 (this package needs 3.9+), its ``trt.nptype`` fails on
+numpy >= 1.24, and JetPack 5 ships CUDA 11.4, for which no extra installs bindings.
 """
 from __future__ import annotations
 
@@ -32,6 +35,35 @@ def minor_version(version: str) -> int:
     return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
 
 
+def patch_version(version: str) -> int:
+    parts = version.split(".")
+    return int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 0
+
+
+SUPPORTED = "TensorRT 10.x (JetPack 6, CUDA 12 hosts) and 11.x (CUDA 12/13 hosts, JetPack 7)"
+
+
+def version_problem(version: str) -> Optional[str]:
+    """Why this TensorRT is not a supported target (None: supported)."""
+    if major_version(version) < 10:
+        return (f"TensorRT {version} is not supported (JetPack 5's 8.5 binds the system Python 3.8 and fails on "
+                f"numpy >= 1.24); alage-edge supports {SUPPORTED}")
+    return None
+
+
+def calibration_batch(total: int, opt: int, has_calibration_profile: bool) -> int:
+    """The batch TensorRT calibrates with. It calibrates at the calibration profile's opt shape: with fewer
+    images than the engine profile's opt batch, a calibration profile of the set's size is set (TensorRT 8.5-10
+    have ``set_calibration_profile``), or the set is refused, never read past its end."""
+    if total >= opt:
+        return opt
+    if not has_calibration_profile:
+        raise BuildError(f"the calibration set has {total} images, fewer than the profile's opt batch {opt}, and "
+                         f"this TensorRT cannot calibrate at another batch: use --calib-size >= {opt} or a smaller "
+                         f"opt batch (--batch 1,{max(1, total)},MAX)")
+    return total
+
+
 def choose_int8_path(version: str, requested: Optional[str] = None) -> str:
     """'calibrator' or 'qdq' for this TensorRT version (11 removed the calibrator API)."""
     major = major_version(version)
@@ -49,10 +81,19 @@ def dla_problem(version: str, precision: str) -> Optional[str]:
         return "DLA runs fp16 or int8 only: use --precision fp16 or int8 with --dla-core"
     if major == 11 and minor < 4:
         return f"TensorRT {version} has no DLA support (11.0-11.3); use JetPack 6 (TensorRT 10.3) for DLA"
+    if (major, minor) == (11, 4) and patch_version(version) == 0 and not windows_on_arm():
+        return (f"TensorRT {version} supports DLA on Windows on ARM only; Linux needs 11.4.1 "
+                f"(or JetPack 6's TensorRT 10.3)")
     if major == 11 and precision != "fp16":
         return (f"TensorRT {version} runs DLA only for fp16-typed networks (and on JetPack >= 7.2.2); "
                 f"use --precision fp16 with --dla-core")
     return None
+
+
+def windows_on_arm() -> bool:
+    import platform
+
+    return platform.system() == "Windows" and platform.machine().lower() in ("arm64", "aarch64")
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,26 @@ def tiny_bundle(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def onnx_bundle(tmp_path_factory):
+    """A small real bundle written with onnx alone (tests/onnx_bundle.py): where torch is absent (a Jetson)."""
+    pytest.importorskip("onnx")
+    from tests.onnx_bundle import write_onnx_bundle
+
+    return write_onnx_bundle(tmp_path_factory.mktemp("onnx-bundle") / "b")
+
+
+@pytest.fixture(scope="session")
+def device_bundle(request):
+    """What the TensorRT tests build engines from: the trained bundle where torch can train it, else the
+    ONNX-only bundle (a Jetson venv has no torch; `make test JETSON=1` must still run them)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:
+        return request.getfixturevalue("trained_bundle")
+    return request.getfixturevalue("onnx_bundle")
+
+
+@pytest.fixture(scope="session")
 def synth_images():
     from alage_edge.data.synth import render
 

@@ -234,3 +234,23 @@ def test_detail_cost_benchmark_prints_its_table(capsys, monkeypatch):
         runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / "detail_cost.py"), run_name="__main__")
     out = capsys.readouterr().out
     assert e.value.code == 0 and "CPU:" in out and "| 448 " in out and "2352" in out
+
+
+@pytest.mark.parametrize("made_with,jetson,kept", [("false", "", True), ("true", "1", True),
+                                                  ("false", "1", False), ("true", "", False)])
+def test_make_remakes_a_venv_made_with_other_flags(tmp_path, made_with, jetson, kept):
+    """Issue: `make test JETSON=1` silently reused a venv made without --system-site-packages (JetPack's
+    TensorRT invisible, its tests skipped)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    (venv / "pyvenv.cfg").write_text(f"home = /usr/bin\ninclude-system-site-packages = {made_with}\n")
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run(["make", "-s", "-C", str(root), "venv-check", f"VENV={venv}", f"JETSON={jetson}"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert venv.exists() == kept, r.stdout

@@ -71,12 +71,12 @@ def gpu():
 @pytest.mark.tensorrt
 @pytest.mark.gpu
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
-def test_tensorrt_engine_matches_onnxruntime(gpu, trained_bundle, tmp_path, precision):
+def test_tensorrt_engine_matches_onnxruntime(gpu, device_bundle, tmp_path, precision):
     from alage_edge import AgeEstimator
     from alage_edge.convert.tensorrt import build
 
     b = tmp_path / "b"
-    shutil.copytree(trained_bundle, b)
+    shutil.copytree(device_bundle, b)
     art = build(b, precision, batch=(1, 4, 8))[0]
     key = json.loads((b / (art.files["global"] + ".json")).read_text())
     assert key["precision"] == precision and key["onnx_sha256"]
@@ -92,17 +92,17 @@ def test_tensorrt_engine_matches_onnxruntime(gpu, trained_bundle, tmp_path, prec
 @tensorrt
 @pytest.mark.tensorrt
 @pytest.mark.gpu
-def test_tensorrt_int8_and_foreign_engines(gpu, trained_bundle, tmp_path):
+def test_tensorrt_int8_and_foreign_engines(gpu, device_bundle, tmp_path):
     from alage_edge import AgeEstimator
     from alage_edge.backends import BackendError
     from alage_edge.convert.bundle import updating
     from alage_edge.convert.tensorrt import build
 
     b = tmp_path / "b"
-    shutil.copytree(trained_bundle, b)
+    shutil.copytree(device_bundle, b)
     art = build(b, "int8", data="synth:seed=5", calib_size=64, batch=(1, 8, 8))[0]
     est = AgeEstimator.load(b, backend="tensorrt", precision="int8")
-    assert est.infer(np.zeros((2, 3, 128, 128), np.float32))["age"].shape == (2,)
+    assert est.infer(est.spec.random_input(2))["age"].shape == (2,)
     sidecar = b / (art.files["global"] + ".json")
     key = json.loads(sidecar.read_text())
     sidecar.write_text(json.dumps({**key, "tensorrt": "9.0.0"}))
@@ -110,3 +110,24 @@ def test_tensorrt_int8_and_foreign_engines(gpu, trained_bundle, tmp_path):
         m.record_file(art.files["global"] + ".json")
     with pytest.raises(BackendError, match="rebuild on this device"):
         AgeEstimator.load(b, backend="tensorrt", precision="int8")
+
+
+def test_the_device_fixture_bundle_needs_no_torch(onnx_bundle):
+    """The bundle the TensorRT tests use on a Jetson (no torch) loads and answers with torch blocked, and
+    its split and fused graphs agree: it is a real bundle, not a stub."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys
+sys.modules["torch"] = None  # importing torch now fails
+from alage_edge import AgeEstimator
+import numpy as np
+a = AgeEstimator.load({str(onnx_bundle)!r}, backend="onnxruntime", graph="split")
+b = AgeEstimator.load({str(onnx_bundle)!r}, backend="onnxruntime", graph="fused")
+x = a.spec.random_input(3)
+assert np.abs(a.infer(x)["age"] - b.infer(x)["age"]).max() < 1e-4
+print("ok")
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]

@@ -87,8 +87,8 @@ def test_network_flags_per_version():
 
 def test_dla_is_refused_up_front_where_tensorrt_11_has_none():
     assert "no DLA" in dla_problem("11.2.0", "fp16")
-    assert "fp16-typed" in dla_problem("11.4.0", "int8")
-    assert dla_problem("11.4.0", "fp16") is None
+    assert "fp16-typed" in dla_problem("11.4.1", "int8")
+    assert dla_problem("11.4.1", "fp16") is None
     assert dla_problem("10.3.0", "int8") is None
     assert "fp16 or int8" in dla_problem("10.3.0", "fp32")
 
@@ -214,7 +214,7 @@ class SimEngine:
         return "in" if n == "image" else "out"
 
     def get_tensor_dtype(self, n):
-        return "f32"
+        return "DataType.FLOAT"  # str(trt.DataType.FLOAT)
 
     def get_tensor_shape(self, n):
         return [-1, 3, 2, 2] if n == "image" else [-1, 2]
@@ -247,7 +247,7 @@ class SimContext:
         return True
 
 
-SIM_TRT = SimpleNamespace(TensorIOMode=SimpleNamespace(INPUT="in"), nptype=lambda t: np.float32)
+SIM_TRT = SimpleNamespace(TensorIOMode=SimpleNamespace(INPUT="in"))  # no nptype: TensorRT 8.5's fails on numpy 1.24
 
 
 def _backend(engine_kw):
@@ -324,3 +324,277 @@ def test_tensorrt_11_fp16_source_graph_runs_and_stays_close(boxes, tmp_path):
         assert b.dtype == np.float32 and np.isfinite(b).all()
         if boxes == "fixed":  # learned boxes move with fp16 rounding and read other pixels (README, low precision)
             assert np.abs(a - b).max() < 0.05 * (1 + np.abs(a).max())
+
+
+def test_mean_fusion_exports_a_stable_log_sum_exp_finite_in_fp16(tmp_path):
+    """Issue: the export emitted ReduceLogSumExp, which onnx-tensorrt imports as exp then log-sum without the
+    max: -inf in fp16. The graph has none now, and its fp16 copy (what TensorRT 11 builds from) stays finite
+    and close with confident heads, run in ONNX Runtime."""
+    pytest.importorskip("onnxconverter_common")
+    torch = pytest.importorskip("torch")
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from alage_edge.convert.export import export_bundle
+    from alage_edge.convert.tensorrt import fp16_onnx
+    from alage_edge.model import build_model
+    from alage_edge.preprocess import PreprocessSpec
+
+    from .conftest import TINY
+
+    torch.manual_seed(0)
+    m = build_model("al_resnet18", fusion="mean", **TINY).eval()
+    with torch.no_grad():
+        for head in (m.attention_stream.global_head, m.attention_stream.local_head):
+            head.weight.mul_(2000.0)
+    export_bundle(m, tmp_path / "b")
+    for graph in ("alnet.onnx", "attention.onnx"):
+        ops = {n.op_type for n in onnx.load(str(tmp_path / "b" / graph)).graph.node}
+        assert "ReduceLogSumExp" not in ops and {"Abs", "Exp", "Log"} <= ops, graph
+    fp16_onnx(tmp_path / "b" / "attention.onnx", tmp_path / "att16.onnx")
+    x = PreprocessSpec(size=128).random_input(4)
+    sess = lambda p: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])  # noqa: E731
+    g = sess(tmp_path / "b" / "global.onnx").run(["g"], {"image": x})[0]
+    ref, half = sess(tmp_path / "b" / "attention.onnx"), sess(tmp_path / "att16.onnx")
+    names = [o.name for o in ref.get_outputs()]
+    a = dict(zip(names, ref.run(None, {"image": x, "g": g})))["fused_logits"]
+    b = dict(zip(names, half.run(None, {"image": x, "g": g})))["fused_logits"]
+    assert np.isfinite(b).all() and a.min() < -20  # confident: fp16's exp alone would have underflowed
+    assert np.abs(np.exp(a) - np.exp(b)).max() < 0.05  # the same distribution
+
+
+class SimAttention(SimEngine):
+    """An 'attention' engine: image (B,3,2,2) and g (B,2) -> fused_logits (B,2) = mean(image) + g[:, 0], B."""
+
+    def __init__(self, cuda, lo, hi):
+        super().__init__(cuda, lo, hi)
+        self.num_io_tensors = 3
+
+    def create_execution_context(self):
+        return SimAttentionContext(self)
+
+    def get_tensor_name(self, i):
+        return ["image", "g", "fused_logits"][i]
+
+    def get_tensor_mode(self, n):
+        return "in" if n in ("image", "g") else "out"
+
+    def get_tensor_shape(self, n):
+        return [-1, 3, 2, 2] if n == "image" else [-1, 2]
+
+    def get_tensor_profile_shape(self, n, i):
+        tail = [3, 2, 2] if n == "image" else [2]
+        return [self.lo, *tail], [self.lo, *tail], [self.hi, *tail]
+
+
+class SimAttentionContext(SimContext):
+    def execute_async_v3(self, stream):
+        mem, b = self.eng.cuda.mem, self.batch
+        x = np.frombuffer(mem[self.addr["image"]][: b * 12 * 4].tobytes(), np.float32).reshape(b, 12)
+        g = np.frombuffer(mem[self.addr["g"]][: b * 8].tobytes(), np.float32).reshape(b, 2)
+        y = np.stack([x.mean(1) + g[:, 0], np.full(b, b, np.float32)], 1).astype(np.float32)
+        mem[self.addr["fused_logits"]][: y.nbytes] = np.frombuffer(y.tobytes(), np.uint8)
+        return True
+
+
+class ActiveSimCuda(SimCuda):
+    """Counts the calls made outside ``activate()`` (each must run on the backend's own device)."""
+
+    def __init__(self):
+        super().__init__()
+        self.depth, self.outside = 0, []
+
+    def activate(self):
+        import contextlib
+
+        @contextlib.contextmanager
+        def ctx():
+            self.depth += 1
+            try:
+                yield
+            finally:
+                self.depth -= 1
+        return ctx()
+
+    def __getattribute__(self, name):
+        attr = object.__getattribute__(self, name)
+        if name in ("malloc", "host_empty", "stream", "h2d", "d2h", "event", "record", "event_sync", "sync") \
+                and object.__getattribute__(self, "depth") == 0:
+            object.__getattribute__(self, "outside").append(name)
+        return attr
+
+
+def _stream_backend(lo, hi):
+    from alage_edge.backends.base import Backend
+    from alage_edge.backends.tensorrt import TensorRTBackend
+    from alage_edge.backends.trt_engine import Engine
+
+    cuda = ActiveSimCuda()
+    with cuda.activate():
+        glob = Engine(SIM_TRT, cuda, SimEngine(cuda, lo, hi), "global")
+        att = Engine(SIM_TRT, cuda, SimAttention(cuda, lo, hi), "attention", external=("image", "g"))
+    be = TensorRTBackend.__new__(TensorRTBackend)
+    be.cuda, be.graph, be.manifest = cuda, "split", SimpleNamespace(attention=True, preprocess=None)
+    be._handles, be.min_batch, be.max_batch = {"global": glob, "attention": att}, lo, hi
+    be._lock, be.thread_safe = __import__("threading").Lock(), False
+    be.check = lambda x: x  # the range check is the base's (tested elsewhere); the sim's image is 2x2
+    assert Backend.infer_stream is TensorRTBackend.infer_stream  # the one public path, not overridden
+    return be, cuda
+
+
+@pytest.mark.parametrize("lo,hi", [(8, 8), (1, 32)], ids=["static DLA-like profile", "dynamic profile"])
+def test_infer_stream_runs_both_streams_from_host_arrays(lo, hi):
+    """Issue: infer_stream("attention") raised KeyError: 'image' (no buffers for host-fed inputs), batch 3 on
+    a static-8 engine was rejected, and no device context was made current on that path."""
+    be, cuda = _stream_backend(lo, hi)
+    x = np.arange(3 * 12, dtype=np.float32).reshape(3, 3, 2, 2)
+    g = np.array([[1, 0], [2, 0], [3, 0]], np.float32)
+    glob = be.infer_stream("global", {"image": x})["global_logits"]
+    att = be.infer_stream("attention", {"image": x, "g": g})["fused_logits"]
+    assert glob.shape == att.shape == (3, 2)
+    assert np.allclose(att[:, 0], x.reshape(3, 12).mean(1) + g[:, 0])
+    assert att[0, 1] == max(lo, 3)  # ran at the static batch 8 (padded), or at 3
+    assert cuda.outside == [], f"CUDA calls outside the device's context: {cuda.outside}"
+
+
+def test_loading_does_every_cuda_call_inside_the_devices_context(tmp_path, monkeypatch):
+    """Issue: the runtime was created and the engine deserialised outside activate(): on device cuda:1 the
+    weights went to device 0 and the context to device 1."""
+    import alage_edge.backends.cuda as cuda_mod
+    from alage_edge.backends import tensorrt as trt_backend
+
+    cuda = ActiveSimCuda()
+    calls = []
+
+    class Runtime:
+        def __init__(self, logger):
+            calls.append(("Runtime", cuda.depth))
+
+        def deserialize_cuda_engine(self, data):
+            calls.append(("deserialize", cuda.depth))
+            return SimEngine(cuda, 1, 8)
+
+    fake = SimpleNamespace(Runtime=Runtime, Logger=lambda level: None, TensorIOMode=SIM_TRT.TensorIOMode,
+                           __version__="10.3.0")
+    fake.Logger.WARNING = 0
+    monkeypatch.setitem(__import__("sys").modules, "tensorrt", fake)
+    monkeypatch.setattr(cuda_mod, "cuda_api", lambda device=0: cuda)
+    monkeypatch.setattr(trt_backend.TensorRTBackend, "can_run", classmethod(lambda cls, m, a, d=None: None))
+    plan = tmp_path / "global.plan"
+    plan.write_bytes(b"engine")
+    be = trt_backend.TensorRTBackend.__new__(trt_backend.TensorRTBackend)
+    be.manifest, be.device, be.precision, be.max_batch = SimpleNamespace(root=tmp_path), "cuda:1", "fp16", None
+    be.artifact = SimpleNamespace(files={"global": "global.plan"}, info={"keys": {"global": {}}}, key="tensorrt-fp16")
+    be.manifest.path = lambda rel: tmp_path / rel
+    be._handles = {}
+    be._load("global", plan)
+    assert calls == [("Runtime", 1), ("deserialize", 1)] and cuda.outside == []
+
+
+def test_dla_gate_needs_11_4_1_on_linux():
+    from unittest import mock
+
+    import alage_edge.convert.trt_plan as plan
+
+    with mock.patch.object(plan, "windows_on_arm", return_value=False):
+        assert "Windows on ARM only; Linux needs 11.4.1" in plan.dla_problem("11.4.0", "fp16")
+        assert plan.dla_problem("11.4.1", "fp16") is None
+    with mock.patch.object(plan, "windows_on_arm", return_value=True):
+        assert plan.dla_problem("11.4.0", "fp16") is None
+
+
+def test_tensorrt_8_is_refused_with_the_supported_versions():
+    from alage_edge.convert.trt_plan import version_problem
+
+    assert "8.5.2 is not supported" in version_problem("8.5.2") and "10.x" in version_problem("8.5.2")
+    assert version_problem("10.3.0") is None and version_problem("11.4.1") is None
+
+
+def test_engine_dtypes_come_from_our_own_map_not_trt_nptype():
+    from alage_edge.backends.base import BackendError
+    from alage_edge.backends.trt_engine import numpy_dtype
+
+    assert numpy_dtype("DataType.FLOAT") == np.float32 and numpy_dtype(SimpleNamespace(name="HALF")) == np.float16
+    assert numpy_dtype("DataType.BOOL") == np.bool_
+    with pytest.raises(BackendError, match="BF16, which has no numpy type"):
+        numpy_dtype("DataType.BF16")
+
+
+@pytest.mark.parametrize("total,opt,has,want", [(300, 8, True, 8), (5, 8, True, 5), (5, 8, False, None)])
+def test_calibration_batch_never_reads_past_a_small_set(total, opt, has, want):
+    from alage_edge.convert.trt_plan import BuildError, calibration_batch
+
+    if want is None:
+        with pytest.raises(BuildError, match="fewer than the profile's opt batch 8"):
+            calibration_batch(total, opt, has)
+    else:
+        assert calibration_batch(total, opt, has) == want
+
+
+class _Recorder(SimpleNamespace):
+    def __getattr__(self, name):  # any other builder/config call: recorded, returns a recorder
+        def call(*a, **k):
+            self.calls.append((name, a))
+            return _Recorder(calls=self.calls)
+        return call
+
+
+def test_the_calibration_profile_is_the_calibrators_batch(tmp_path):
+    """Issue: calibration ran at the engine profile's opt batch (8) with buffers for 5 images: TensorRT read
+    past them. The calibration profile is now exactly the calibrator's batch."""
+    from alage_edge.convert.tensorrt import build_stream
+    from alage_edge.convert.trt_plan import plan_stream
+
+    calls, shapes = [], []
+
+    class Profile:
+        def set_shape(self, name, mn, opt, mx):
+            shapes.append((name, tuple(mn), tuple(opt), tuple(mx)))
+
+    builder = _Recorder(calls=calls)
+    builder.create_optimization_profile = Profile
+    config = _Recorder(calls=calls)
+    builder.create_builder_config = lambda: config
+    builder.create_network = lambda flags: SimpleNamespace(num_layers=0)
+    builder.build_serialized_network = lambda net, cfg: b"plan"
+    trt = SimpleNamespace(__version__="10.3.0", Logger=lambda lvl: None, Builder=lambda logger: builder,
+                          OnnxParser=lambda net, logger: SimpleNamespace(parse=lambda data: True),
+                          MemoryPoolType=SimpleNamespace(WORKSPACE=0), BuilderFlag=SimpleNamespace(INT8=1, FP16=2),
+                          NetworkDefinitionCreationFlag=SimpleNamespace(EXPLICIT_BATCH=0, STRONGLY_TYPED=5))
+    trt.Logger.WARNING = 0
+    man = SimpleNamespace(io={"global": {"inputs": {"image": [-1, 3, 64, 64]}}})
+    src = tmp_path / "g.onnx"
+    src.write_bytes(b"onnx")
+    plan = plan_stream("10.3.0", "int8", "global", "calibrator", "global")
+    build_stream(trt, man, "global", plan, src, (1, 8, 32), 1.0, None, object(), [], calib_batch=5)
+    calib = [c for c in calls if c[0] == "set_calibration_profile"]
+    assert len(calib) == 1 and shapes[-1] == ("image", (5, 3, 64, 64), (5, 3, 64, 64), (5, 3, 64, 64))
+    assert shapes[0] == ("image", (1, 3, 64, 64), (8, 3, 64, 64), (32, 3, 64, 64))  # the engine's own profile
+
+
+def test_autocast_gets_the_dla_target_where_modelopt_has_it(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    onnx = pytest.importorskip("onnx")
+    from alage_edge.convert.tensorrt import fp16_onnx
+
+    seen = []
+    src = tmp_path / "m.onnx"
+    onnx.save(onnx.helper.make_model(onnx.helper.make_graph([], "g", [], [])), str(src))
+    for signature in ("with", "without"):
+        autocast = types.ModuleType("modelopt.onnx.autocast")
+        if signature == "with":
+            def convert(onnx_path, low_precision_type="fp16", keep_io_types=False, target_dla=False):
+                seen.append(target_dla)
+                return onnx.load(onnx_path)
+        else:
+            def convert(onnx_path, low_precision_type="fp16", keep_io_types=False):
+                seen.append(None)
+                return onnx.load(onnx_path)
+        autocast.convert_to_mixed_precision = convert
+        for name, mod in (("modelopt", types.ModuleType("modelopt")), ("modelopt.onnx", types.ModuleType("x")),
+                          ("modelopt.onnx.autocast", autocast)):
+            monkeypatch.setitem(sys.modules, name, mod)
+        tool = fp16_onnx(src, tmp_path / f"{signature}.onnx", dla=True)
+        assert ("(target_dla)" in tool) == (signature == "with") and "modelopt.autocast" in tool
+    assert seen == [True, None]

@@ -38,6 +38,10 @@ class TensorRTBackend(Backend):
 
             from .cuda import cuda_api
 
+            if int(str(trt.__version__).split(".")[0]) < 10:
+                return (f"TensorRT {trt.__version__} is not supported (JetPack 5's 8.5: system Python 3.8, "
+                        f"numpy < 1.24); alage-edge supports TensorRT 10.x and 11.x")
+
             cuda = cuda_api(_index(device))
             if cuda.device_count() <= _index(device):
                 return f"no CUDA GPU {_index(device)} visible ({cuda.device_count()} found by {cuda.name})"
@@ -57,13 +61,18 @@ class TensorRTBackend(Backend):
 
         from .cuda import cuda_api
 
-        if not hasattr(self, "runtime"):
+        if not hasattr(self, "cuda"):
             problem = self.can_run(self.manifest, self.artifact, self.device)
             if problem:
                 raise BackendError(f"{self.manifest.root}: TensorRT cannot run {self.artifact.key}: {problem}")
             self.cuda = cuda_api(_index(self.device))
-            self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
             self.min_batch = 1
+        with self.cuda.activate():  # every CUDA call on this backend's device: the runtime, weights, context
+            return self._load_engine(trt, stream, path)
+
+    def _load_engine(self, trt, stream: str, path):
+        if not hasattr(self, "runtime"):
+            self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         key = _keys(self.manifest, self.artifact)[stream]
         if key.get("dla_core") is not None:
             self.runtime.DLA_core = int(key["dla_core"])
@@ -71,8 +80,7 @@ class TensorRTBackend(Backend):
         if engine is None:
             raise BackendError(f"{path}: TensorRT could not deserialize the engine; "
                                + rebuild_hint(str(self.manifest.root), self.precision, key.get("dla_core")))
-        with self.cuda.activate():
-            eng = Engine(trt, self.cuda, engine, stream, external=("image", "g") if stream == "attention" else ())
+        eng = Engine(trt, self.cuda, engine, stream, external=("image", "g") if stream == "attention" else ())
         self.max_batch = min(self.max_batch or eng.max_batch, eng.max_batch)
         self.min_batch = max(self.min_batch, eng.min_batch)
         if stream == "attention":
@@ -84,10 +92,15 @@ class TensorRTBackend(Backend):
         return eng
 
     def _run(self, stream: str, feeds):
+        """One stream on host feeds (``infer_stream``, a Triton model per stream; the fused graph): on this
+        backend's device, padded to the engine's minimum batch (a static DLA profile), sliced back."""
         eng = self._handles[stream]
-        eng.enqueue(0, feeds)
-        eng.copy_out(0, eng.outputs)
-        return eng.collect(0)
+        n = len(next(iter(feeds.values())))
+        with self.cuda.activate():
+            eng.enqueue(0, {k: pad_batch(v, eng.min_batch) for k, v in feeds.items()})
+            eng.copy_out(0, eng.outputs)
+            out = eng.collect(0)
+        return {k: v[:n] for k, v in out.items()}
 
     def _run_many(self, images: List[np.ndarray]) -> List[Dict[str, np.ndarray]]:
         """Padded to the profiles' minimum batch, run on this thread's device, sliced back."""

@@ -3,7 +3,7 @@
 Buffers are allocated once at the profile's maximum batch: device memory per
 I/O tensor, page-locked host arrays for what crosses to the host; inputs that
 another engine's device buffers feed (the attention engine's ``image`` and
-``g``) get none. Several slots let batch i+1 be copied in while batch i runs;
+``g``) get none until they are fed from the host (``infer_stream``: a Triton model per stream). Several slots let batch i+1 be copied in while batch i runs;
 a slot's host buffers are rewritten only after its last copy finished. After
 any error the stream is synchronised and the slot reset.
 
@@ -33,7 +33,7 @@ class Engine:
             name = engine.get_tensor_name(i)
             is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
             (self.inputs if is_input else self.outputs).append(name)
-            self.dtypes[name] = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
+            self.dtypes[name] = numpy_dtype(engine.get_tensor_dtype(name))
             shape = list(engine.get_tensor_shape(name))
             if is_input:
                 lo, _, hi = engine.get_tensor_profile_shape(name, 0)  # (min, opt, max) of profile 0
@@ -49,13 +49,17 @@ class Engine:
 
     def _alloc(self) -> dict:
         dev, host = {}, {}
-        for n, shape in self.max_shapes.items():
-            if n in self.external:
-                continue
-            dev[n] = self.cuda.malloc(int(np.prod(shape)) * self.dtypes[n].itemsize)
-            host[n] = self.cuda.host_empty(shape, self.dtypes[n])
-        return {"dev": dev, "host": host, "launched": self.cuda.event(), "copied": self.cuda.event(),
+        slot = {"dev": dev, "host": host, "launched": self.cuda.event(), "copied": self.cuda.event(),
                 "shapes": {}, "used": False}
+        for n in self.max_shapes:
+            if n not in self.external:  # another engine's buffer is bound instead (allocated if fed from host)
+                self._alloc_buffer(slot, n)
+        return slot
+
+    def _alloc_buffer(self, slot: dict, name: str) -> None:
+        shape = self.max_shapes[name]
+        slot["dev"][name] = self.cuda.malloc(int(np.prod(shape)) * self.dtypes[name].itemsize)
+        slot["host"][name] = self.cuda.host_empty(shape, self.dtypes[name])
 
     def _host(self, slot: int, name: str, shape) -> np.ndarray:
         return self.slots[slot]["host"][name][0].reshape(-1)[: int(np.prod(shape))].reshape(shape)
@@ -76,6 +80,10 @@ class Engine:
                 if n in device_feeds:
                     ptr, shape = device_feeds[n], [batch] + self.max_shapes[n][1:]
                 else:
+                    if n not in feeds:
+                        raise BackendError(f"the {self.name} engine needs input {n!r} (got {sorted(feeds)})")
+                    if n not in s["dev"]:  # an input another engine usually feeds, fed from the host this time
+                        self._alloc_buffer(s, n)
                     arr = np.ascontiguousarray(feeds[n], dtype=self.dtypes[n])
                     host = self._host(slot, n, arr.shape)
                     host[...] = arr
@@ -134,6 +142,21 @@ class Engine:
         self.slots = []
         self.cuda.destroy_stream(self.stream)
         self.context = None
+
+
+# TensorRT DataType name -> numpy dtype: our own map, not ``trt.nptype`` (TensorRT 8.5's fails on numpy >= 1.24,
+# where np.bool is gone; BF16 and FP8 have no numpy type and never reach the host here)
+NUMPY_DTYPES = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "INT32": np.int32, "INT64": np.int64,
+                "BOOL": np.bool_, "UINT8": np.uint8}
+
+
+def numpy_dtype(trt_dtype) -> np.dtype:
+    """``trt.DataType.FLOAT`` (or its name) -> np.float32; a clear error for a type the host cannot hold."""
+    name = getattr(trt_dtype, "name", None) or str(trt_dtype).rsplit(".", 1)[-1]
+    if name.upper() not in NUMPY_DTYPES:
+        raise BackendError(f"an engine tensor has TensorRT type {name}, which has no numpy type; rebuild the "
+                           f"engine with fp32/fp16 I/O (alage-edge convert keeps I/O fp32)")
+    return np.dtype(NUMPY_DTYPES[name.upper()])
 
 
 def pad_batch(x: np.ndarray, min_batch: int) -> np.ndarray:

@@ -264,10 +264,13 @@ class AttentionStream(nn.Module):
         if self.fusion == "concat":
             fused = self.fused_head(torch.cat([g, local], dim=1))
         else:
-            # log of the mean of the two distributions, as a log-sum-exp of log-probabilities: finite in fp16,
-            # where clamp_min(1e-12) underflowed to 0 and gave -inf logits
-            logp = torch.stack([F.log_softmax(self.global_head(g), dim=1), F.log_softmax(local_logits, dim=1)])
-            fused = torch.logsumexp(logp, dim=0) - math.log(2.0)
+            # log of the mean of the two distributions, log((p + q) / 2) = max(a, b) + log(1 + exp(-|a - b|)) -
+            # log 2, with max(a, b) = (a + b + |a - b|) / 2: Add, Abs, Exp and Log, never ReduceLogSumExp, which
+            # onnx-tensorrt imports as exp then log-sum without the max (-inf in fp16 below about -16.6); no Max
+            # either, which an fp16 converter keeps in fp32 and mistypes around
+            a, b = F.log_softmax(self.global_head(g), dim=1), F.log_softmax(local_logits, dim=1)
+            d = torch.abs(a - b)
+            fused = 0.5 * (a + b + d) + torch.log(1 + torch.exp(-d)) - math.log(2.0)
         return local_logits, fused
 
 
