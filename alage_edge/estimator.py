@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
 import numpy as np
 
 from .ages import decode
-from .backends import Backend, backend_class, select
+from .backends import Backend, backend_class
 from .images import ImageError, describe, load_image
 from .manifest import Manifest
 from .results import AgeResult, make_results
@@ -104,11 +104,14 @@ class AgeEstimator:
         ``artifact`` restricts the artifact format (e.g. "qdq" to run the Q/DQ ONNX in
         OpenVINO); ``options`` go to the backend (``cuda_graphs=True`` for torch on CUDA,
         ``graph="fused"``, ``threads=2``). ``detect_faces``: True (dlib HOG), "hog", "cnn" or "haar";
-        ``min_face``: the smallest face box side kept, in picture pixels."""
+        ``min_face``: the smallest face box side kept, in picture pixels. ``precision="auto"``: the fastest
+        artifact that passed ``alage-edge parity`` for this bundle on this machine (``est.backend.why``)."""
+        from .autoprecision import resolve
+
         manifest = Manifest.load(bundle)
-        sel = select(manifest, backend, precision, device, artifact)
+        sel = resolve(manifest, backend, precision, device, artifact, batch_size if isinstance(batch_size, int) else 8)
         runner = backend_class(sel.backend)(manifest, sel.artifact, device=device, precision=sel.precision,
-                                            why=sel.why, **options).load()
+                                            why=sel.why, **{**sel.options, **options}).load()
         return cls(manifest, runner, batch_size, detect_faces, min_face)
 
     def describe(self) -> str:

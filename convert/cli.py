@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from alage_edge.argtypes import json_object, non_negative_float, non_negative_int, positive_float, positive_int
+from alage_edge.serving.repository import PLATFORMS
 
 from .graphs import INT8_SCOPES
 
@@ -137,7 +138,7 @@ def convert_main(argv: Optional[List[str]] = None) -> int:
                    help="tensorrt int8: implicit calibrator (TensorRT <= 10) or explicit Q/DQ (default by version)")
     p.add_argument("--cache", help="folder for cached synth splits")
     t = p.add_argument_group("--to triton")
-    t.add_argument("--platform", choices=["python", "onnxruntime", "openvino", "tensorrt"],
+    t.add_argument("--platform", choices=PLATFORMS,
                    help="what runs each stream: Triton's Python backend with alage-edge (default), or Triton's "
                         "onnxruntime / openvino / tensorrt backend on the bundle's files")
     t.add_argument("--out", help="the new repository folder (default: BUNDLE-triton-PLATFORM beside the bundle)")

@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from alage_edge.atomic import write_with
 from alage_edge.manifest import Artifact, Manifest
-from alage_edge.model import ALNet, save_checkpoint
+from alage_edge.model import ALNet, count_flops, save_checkpoint
 from alage_edge.system import package_versions
 
 from .bundle import BundleWriter
@@ -156,7 +156,7 @@ def export_bundle(model: ALNet, out_dir, opset: int = 17, checkpoint: Optional[P
     training = {"data": data or "unknown (no training checkpoint)", "real_faces": None if not data
                 else not data.startswith("synth")}
     manifest = BundleWriter.create(out, model.cfg.to_dict(), model.cfg.preprocess, io, opset=opset,
-                                   training_data=training,
+                                   training_data=training, gflops=round(count_flops(model) / 1e9, 5),
                                exporter=f"torch.onnx TorchScript (torch {torch.__version__})",
                                versions=versions, export_seconds=timings)
     manifest.record_file(CHECKPOINT, artifact="torch")

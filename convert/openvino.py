@@ -3,8 +3,8 @@
 fp32 and fp16 also get the whole model as one IR (``fused``), which the OpenVINO backend runs by
 default on a CPU: one compiled model instead of two and no hand-over of ``g`` (demo model, this
 project's AVX2 machine, interleaved: batch 1 2.29-2.36 ms against 2.80-2.83 split, batch 8 14.3-14.7
-against 15.7-16.4). INT8 stays per stream (it quantises the global stream on its own), and so does
-bf16, whose hint differs per stream.
+against 15.7-16.4). INT8 writes the fused IR too, quantised by the same scope (docs: benchmarks); bf16 keeps
+the split graphs, as its hint differs per stream.
 
 INT8 quantises the global stream and, with ``int8_scope="global+local"``, the
 local CNN's convolutions (by default the attention stream stays float:
@@ -53,14 +53,30 @@ def _advanced():
     return nncf.AdvancedQuantizationParameters(activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX)
 
 
-def _quantize_stream(model, stream: str, calib: CalibrationSet):
+def _quantize_stream(model, stream: str, calib: CalibrationSet, scope: str = DEFAULT_INT8_SCOPE):
     import nncf
 
-    # the attention graph: only the local CNN's convolutions, never the glue; both: never the fixed downsample
-    ignored = nncf.IgnoredScope(types=OV_GLUE_TYPES if stream == "attention" else [],
-                                patterns=[f".*{DOWNSAMPLE}.*"], validate=False)
-    return nncf.quantize(model, calib.nncf_dataset(stream), subset_size=len(calib), ignored_scope=ignored,
+    return nncf.quantize(model, calib.nncf_dataset("global" if stream == "fused" else stream),
+                         subset_size=len(calib), ignored_scope=ignored_scope(model, stream, scope),
                          advanced_parameters=_advanced())
+
+
+def ignored_scope(model, stream: str, scope: str):
+    """What NNCF leaves float: the fixed 2x downsample always; in the attention stream the glue (LSTM gates,
+    box arithmetic, sampler, heads: OV_GLUE_TYPES), and with scope "global" all of it. In the whole model as
+    one IR (``fused``) the attention stream's ops are those named under ``attention_stream``."""
+    import nncf
+
+    fixed = [f".*stream/{DOWNSAMPLE}/.*"]  # not the residual downsample convs (``layerN.0/downsample``)
+    if stream == "global":
+        return nncf.IgnoredScope(patterns=fixed, validate=False)
+    if stream == "attention":
+        return nncf.IgnoredScope(types=OV_GLUE_TYPES if scope == "global+local" else None,
+                                 patterns=fixed + ([] if scope == "global+local" else [".*"]), validate=False)
+    att = [op.get_friendly_name() for op in model.get_ordered_ops()
+           if "attention_stream" in op.get_friendly_name()
+           and (scope == "global" or op.get_type_name() in OV_GLUE_TYPES)]
+    return nncf.IgnoredScope(names=att, patterns=fixed, validate=False)
 
 
 def _accuracy_controlled(models: Dict[str, object], calib: CalibrationSet, val_images: np.ndarray,
@@ -109,7 +125,7 @@ def build(bundle, precision: str = "fp32", data: Optional[str] = None, calib_siz
     check_int8_scope(int8_scope)
     man = Manifest.load(bundle)
     streams = [s for s in ("global", "attention") if s in man.io]
-    if precision != "int8" and "fused" in man.io and "attention" in man.io:
+    if "fused" in man.io and "attention" in man.io:
         streams.append("fused")
     man.verify([man.io[s]["file"] for s in streams])
     out_dir = Path("openvino") / precision
@@ -140,7 +156,11 @@ def build(bundle, precision: str = "fp32", data: Optional[str] = None, calib_siz
         else:
             models["global"] = _quantize_stream(models["global"], "global", calib)
         if "attention" in models and int8_scope == "global+local":
-            models["attention"] = _quantize_stream(models["attention"], "attention", calib)
+            models["attention"] = _quantize_stream(models["attention"], "attention", calib, int8_scope)
+        if "fused" in models and max_drop is None:  # the whole model as one INT8 IR, quantised by the same scope
+            models["fused"] = _quantize_stream(models["fused"], "fused", calib, int8_scope)
+        else:  # accuracy control measures the split graphs: no unmeasured fused copy
+            models.pop("fused", None)
         info["calibration"] = {**calib.describe(), "method": "NNCF post-training, min/max activation ranges",
                                "scope": int8_scope}
         info["quantized_streams"] = ["global"] + (["attention (local CNN convolutions)"]

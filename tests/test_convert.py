@@ -49,9 +49,15 @@ def test_openvino_int8_with_nncf(bundle):
         m = ov.Core().read_model(str(bundle / art.files[stream]))
         return m, [op for op in m.get_ops() if op.get_type_name() == "FakeQuantize"]
 
+    def feeds_attention(fq):  # quantisers whose output a node of the attention stream reads
+        return [op for op in fq for t in op.output(0).get_target_inputs()
+                if "attention_stream" in t.get_node().get_friendly_name()]
+
     default = build(bundle, "int8", data="synth", calib_size=40, progress=False)[0]
     assert default.info["calibration"]["scope"] == "global"
     assert fake_quantize(default, "global")[1] and not fake_quantize(default, "attention")[1]
+    fused = fake_quantize(default, "fused")[1]  # the whole model as one INT8 IR, the same scope
+    assert fused and not feeds_attention(fused)
     art = build(bundle, "int8", data="synth", calib_size=40, int8_scope="global+local", progress=False)[0]
     cal = art.info["calibration"]
     assert cal["images"] == 40 and cal["scope"] == "global+local" and len(cal["sha256"]) == 16
@@ -59,6 +65,10 @@ def test_openvino_int8_with_nncf(bundle):
     assert fq, "the local CNN is quantised"
     consumers = {t.get_node().get_type_name() for op in fq for t in op.output(0).get_target_inputs()}
     assert not consumers & {"MatMul", "GridSample", "Sigmoid", "Tanh"}, consumers  # glue stays float
+    fused = feeds_attention(fake_quantize(art, "fused")[1])
+    readers = {t.get_node().get_type_name() for op in fused for t in op.output(0).get_target_inputs()
+               if "attention_stream" in t.get_node().get_friendly_name()}
+    assert fused and readers <= {"Convolution"}, readers  # the local CNN's convolutions, nothing else
 
 
 def test_qdq_variants(bundle):
@@ -214,9 +224,9 @@ def test_calib_min_is_configurable(bundle, capsys):
 
 
 def test_openvino_runs_the_whole_model_as_one_ir_except_where_a_stream_needs_its_own(bundle):
-    """fp32 / fp16: the fused IR by default (the same numbers as the two streams); bf16 keeps the split graph
-    (its hint differs per stream) and INT8 artifacts are split; a bundle converted before the fused IR runs
-    split."""
+    """fp32 / fp16 / INT8: the fused IR by default (the same numbers as the two streams, INT8 within its
+    quantisation noise); bf16 keeps the split graph (its hint differs per stream); a bundle converted before
+    the fused IR runs split."""
     pytest.importorskip("nncf")
     from alage_edge import AgeEstimator
     from alage_edge.convert.openvino import build
@@ -225,12 +235,13 @@ def test_openvino_runs_the_whole_model_as_one_ir_except_where_a_stream_needs_its
     build(bundle, "int8", data="synth", calib_size=32, progress=False)
     x = PreprocessSpec(size=128).random_input(3)
     out = {}
-    for prec, graph in (("fp32", None), ("fp32", "split"), ("bf16", None), ("int8", None)):
+    for prec, graph in (("fp32", None), ("fp32", "split"), ("bf16", None), ("int8", None), ("int8", "split")):
         est = AgeEstimator.load(bundle, backend="openvino", precision=prec, graph=graph, artifact="openvino")
-        out[prec, graph] = (est.backend.graph, est.infer(x)["fused_logits"])
+        out[prec, graph] = (est.backend.graph, est.infer(x)["fused_logits"], est.infer(x)["age"])
         est.close()
-    assert [g for g, _ in out.values()] == ["fused", "split", "split", "split"]
+    assert [g for g, *_ in out.values()] == ["fused", "split", "split", "fused", "split"]
     np.testing.assert_allclose(out["fp32", None][1], out["fp32", "split"][1], atol=1e-4, rtol=1e-4)
+    assert np.abs(out["int8", None][2] - out["int8", "split"][2]).max() < 1.0  # two quantisations of one scope
     man = Manifest.load(bundle)
     art = next(a for a in man.artifacts() if a.key == "openvino-fp32")
     del art.files["fused"]  # as a bundle converted before the fused IR recorded it

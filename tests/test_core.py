@@ -254,3 +254,28 @@ def test_make_remakes_a_venv_made_with_other_flags(tmp_path, made_with, jetson, 
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert venv.exists() == kept, r.stdout
+
+
+def test_peak_is_computed_from_the_units_the_cpu_reports():
+    from alage_edge.system import peak_gops
+
+    assert peak_gops("fp32", "avx2 avx512f", cores=2, mhz=2000)[0] == pytest.approx(2 * 2.0 * 64)
+    assert peak_gops("int8", "avx2 avx512f avx512_vnni amx_int8", cores=2, mhz=2000)[0] == pytest.approx(8192)
+    assert peak_gops("int8", "avx2", cores=1, mhz=1000)[0] == pytest.approx(128)
+    bf16, how = peak_gops("bf16", "avx2 avx512f", cores=1, mhz=1000)  # no bf16 unit: it runs fp32
+    assert bf16 == pytest.approx(64) and "avx512f" in how
+    assert peak_gops("fp32", "sse4_2", cores=1, mhz=1000)[0] is None
+
+
+def test_bench_reports_achieved_gflops_and_share_of_peak(tiny_bundle, tmp_path):
+    from alage_edge.manifest import Manifest
+    from alage_edge.tools.bench import format_report, run_bench
+
+    gflops = Manifest.load(tiny_bundle).data["gflops"]
+    assert gflops > 0  # recorded at export
+    rep = run_bench(tiny_bundle, keys=["onnxruntime-fp32"], batches=(1, 2), n=8, warmup=1, iters=3,
+                    progress=False, cache_dir=str(tmp_path))
+    for r in rep["rows"]:
+        assert r["gflops_per_s"] == pytest.approx(gflops * r["batch"] / (r["p50_ms"] / 1e3))
+        assert r["peak_share"] is None or 0 < r["peak_share"] < 1
+    assert "GFLOP/s" in format_report(rep) and "ops/cycle" in format_report(rep)

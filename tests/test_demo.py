@@ -64,3 +64,13 @@ def test_a_changed_preset_is_not_taken_as_up_to_date(demo_dir, monkeypatch, caps
         run_demo(DemoConfig(out=str(demo_dir), profile="quick", progress=False))
     assert "[1] train al_resnet18" in capsys.readouterr().out
     assert (demo_dir / "al_resnet18" / "best.pt").read_bytes() == before
+
+
+def test_the_results_page_is_generated_from_the_runs_own_files(demo_dir, tmp_path):
+    from alage_edge.tools.report import main
+
+    assert main([str(demo_dir), "--out", str(tmp_path / "results.md")]) == 0
+    text = (tmp_path / "results.md").read_text()
+    machine = json.loads((demo_dir / "bench.json").read_text())["machine"]
+    assert machine["cpu"] in text and "python -m alage_edge.tools.report" in text
+    assert (demo_dir / "compare.md").read_text().strip().splitlines()[0] in text  # the run's own table

@@ -38,6 +38,7 @@ class Selection:
     artifact: Artifact
     precision: str
     why: Dict[str, str] = field(default_factory=dict)
+    options: Dict[str, object] = field(default_factory=dict)  # backend options the choice needs (an OpenVINO hint)
 
 
 def find_artifact(manifest: Manifest, cls: Type[Backend], precision: Optional[str],

@@ -7,9 +7,10 @@ then for the global stream only: in bf16 the attention stream's boxes and grid
 move in steps of up to 0.44 px of the detail image, the size of the detail its
 crops read (mean age drift 1.49 y with both streams bf16 against 0.13 y with the
 global stream alone, demo model, AVX512-BF16 CPU; README, parity).
-The whole model as one IR (``fused``, fp32 and fp16 artifacts) is the default graph: one
-compiled model, faster on a CPU than the two streams (README, bench); bf16 keeps the split graph,
-as its hint differs per stream, and INT8 artifacts are split (the global stream is quantised alone).
+The whole model as one IR (``fused``: fp32, fp16 and INT8 artifacts) is the default graph where the
+artifact has it: one compiled model, faster on a CPU than the two streams (docs: benchmarks); bf16
+keeps the split graph, as its hint differs per stream; INT8 artifacts converted before the fused INT8
+IR run split.
 Several batches run on several infer requests at once (``start_async`` then
 ``wait``), without Python callbacks: a callback that needs the GIL while the
 compiled model is torn down deadlocked (``AsyncInferQueue``, seen in a

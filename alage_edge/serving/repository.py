@@ -46,6 +46,9 @@ class RepoOptions:
 
         if self.platform not in PLATFORMS:
             raise ValueError(f"platform must be one of {', '.join(PLATFORMS)}, got {self.platform!r}")
+        if self.precision == "auto" and self.platform != "python":
+            raise ValueError("precision auto is chosen by alage-edge's runtime on the serving machine: it applies "
+                             "to the python platform (alage-edge serve), not to Triton's own backends")
         if not isinstance(self.max_batch, int) or not 1 <= self.max_batch <= MAX_BATCH:
             raise ValueError(f"max_batch must be an integer from 1 to {MAX_BATCH}, got {self.max_batch!r}")
         bad = [d for d in self.detectors if d not in DETECTORS]

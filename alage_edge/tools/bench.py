@@ -104,11 +104,22 @@ def run_bench(bundle, keys: Optional[List[str]] = None, batches=(1, 8), data: st
     for r in rows:
         ref = next((q for q in rows if q["run"] == ref_run.key and q["batch"] == r["batch"]), None)
         r["speedup"] = ref["p50_ms"] / r["p50_ms"] if ref else None
-    return {"bundle": str(bundle), "model": man.model, "reference": ref_run.label, "set": evalset.name,
+        if man.data.get("gflops"):  # achieved work rate against the chip's peak for what the run computes in
+            peak, how = peak_gops(r["precision"] if r["precision"] in ("int8", "bf16") else "fp32")
+            r["gflops_per_s"] = man.data["gflops"] * r["batch"] / (r["p50_ms"] / 1e3)
+            r["peak_share"] = r["gflops_per_s"] / peak if peak else None
+            r["peak_method"] = how
+    return {"bundle": str(bundle), "model": {**man.model, "gflops": man.data.get("gflops")}, "reference": ref_run.label, "set": evalset.name,
             "machine": machine_info(), "warmup": warmup, "iters": iters,
             "peak_mb": "peak resident memory while loading and running, above the process before loading"
                        + ("" if peak_ok else " (the peak could not be reset: upper bound)"),
             "rows": rows, "skipped": skipped}
+
+
+def peak_gops(precision: str):
+    from ..system import peak_gops as peak
+
+    return peak(precision)
 
 
 def format_report(rep: dict) -> str:
@@ -120,9 +131,15 @@ def format_report(rep: dict) -> str:
     rows = [(r["label"], r["precision"], r["batch"], r["size_mb"], r["mae"],
              f"{r['drift_mean']:.3f} / {r['drift_max']:.3f}" if r["drift_mean"] is not None else "-",
              r["p50_ms"], r["p99_ms"], round(r["images_per_s"], 1), r["peak_mb"],
-             f"{r['speedup']:.2f}x" if r["speedup"] else "-") for r in rep["rows"]]
+             f"{r['speedup']:.2f}x" if r["speedup"] else "-",
+             f"{r['gflops_per_s']:.1f}" if r.get("gflops_per_s") else "-",
+             f"{100 * r['peak_share']:.1f}%" if r.get("peak_share") else "-") for r in rep["rows"]]
     out = [head, table(["format", "precision", "batch", "size (MB)", "MAE", "drift mean/max (y)", "p50 ms",
-                        "p99 ms", "images/s", "peak mem (MB)", "vs eager"], rows, digits=2)]
+                        "p99 ms", "images/s", "peak mem (MB)", "vs eager", "GFLOP/s", "of peak"], rows, digits=2)]
+    methods = sorted({r["peak_method"] for r in rep["rows"] if r.get("peak_method")})
+    if methods:
+        out.append(f"GFLOP/s: {rep['model'].get('gflops', '?')} GFLOPs a face x batch / p50; peak: "
+                   + "; ".join(methods))
     notes = sorted({f"{r['label']} {r['precision']}: {r['backend']}" for r in rep["rows"] if "lacks" in r["backend"]})
     out += [f"note: {n}" for n in notes]
     if rep["skipped"]:

@@ -53,7 +53,7 @@ def verdict(precision: str, m: Dict[str, float], photos: bool = False) -> List[s
 
 
 def run_parity(bundle, data: str = "synth", n: int = 200, keys: Optional[List[str]] = None, photos: bool = True,
-               progress: bool = True, cache_dir: Optional[str] = None) -> dict:
+               progress: bool = True, cache_dir: Optional[str] = None, record: bool = True) -> dict:
     from ..manifest import Manifest
     from ..progress import bar
     from . import compare
@@ -83,8 +83,13 @@ def run_parity(bundle, data: str = "synth", n: int = 200, keys: Optional[List[st
             rows.append({"run": run.key, "label": run.label, "precision": run.precision, "set": s.name,
                          "backend": est.describe(), **m, "pass": not fails, "fails": fails})
         est.close()
-    return {"bundle": str(bundle), "reference": ref_run.label, "criteria": {k: asdict(v) for k, v in CRITERIA.items()},
-            "rows": rows, "skipped": skipped}
+    rep = {"bundle": str(bundle), "reference": ref_run.label, "reference_key": ref_run.key,
+           "criteria": {k: asdict(v) for k, v in CRITERIA.items()}, "rows": rows, "skipped": skipped}
+    if record and rows:  # what passed here, for precision="auto" (parity-record.json in the bundle)
+        from ..autoprecision import record_parity
+
+        record_parity(bundle, rep)
+    return rep
 
 
 def format_report(rep: dict) -> str:
@@ -125,12 +130,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--runs", default=None, help="comma-separated runs (default: all that can run here): "
                    + ", ".join(r.key for r in RUNS))
     p.add_argument("--no-photos", action="store_true", help="skip the real photos")
+    p.add_argument("--no-record", action="store_true", help="do not record the verdicts in the bundle's "
+                   "parity-record.json (what --precision auto reads)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", default=None, help="also write parity.json and parity.md to this folder")
     p.add_argument("--cache", default=None)
     args = p.parse_args(argv)
     rep = run_parity(args.bundle, args.data, args.n, args.runs.split(",") if args.runs else None,
-                     photos=not args.no_photos, cache_dir=args.cache)
+                     photos=not args.no_photos, cache_dir=args.cache, record=not args.no_record)
     text = format_report(rep)
     print(json.dumps(rep, indent=2) if args.json else text)
     if args.out:

@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from ..argtypes import positive_int
+from ..backends import TABLE as BACKENDS
+from ..faces import DETECTORS
+from ..formats import PRECISIONS
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -25,11 +28,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle")
     p.add_argument("images", nargs="+", help="image files (JPEG, PNG, ...)")
-    p.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "openvino", "onnxruntime", "torch"])
-    p.add_argument("--precision", default=None, choices=["fp32", "fp16", "bf16", "int8"])
+    p.add_argument("--backend", default="auto", choices=["auto", *BACKENDS])
+    p.add_argument("--precision", default=None, choices=[*PRECISIONS, "auto"],
+                   help="auto: the fastest artifact that passed `alage-edge parity` on this machine")
     p.add_argument("--device", default=None, help="cuda / cpu (torch), CPU / GPU (openvino)")
     p.add_argument("--detect-faces", action="store_true", help="find and align the faces first")
-    p.add_argument("--detector", default=None, choices=["hog", "cnn", "haar"],
+    p.add_argument("--detector", default=None, choices=DETECTORS,
                    help="hog: dlib HOG + 5 landmarks (default); cnn: dlib CNN, finds more, seconds per photo on "
                         "a CPU; haar: OpenCV, no alignment (the fallback when dlib is absent)")
     p.add_argument("--min-face", type=positive_int, default=20, metavar="PX",

@@ -20,7 +20,8 @@ class Run:
     @property
     def key(self) -> str:
         return f"{self.backend}-{self.precision}" + (f"-{self.artifact}" if self.artifact else "") + \
-            (f"-{self.device}" if self.device else "") + ("-graphs" if self.options.get("cuda_graphs") else "")
+            (f"-{self.device}" if self.device else "") + ("-graphs" if self.options.get("cuda_graphs") else "") + \
+            (f"-{self.options['hint']}" if self.options.get("hint") else "")
 
 
 REFERENCE = Run("PyTorch eager", "torch", "fp32")
@@ -32,6 +33,8 @@ RUNS: List[Run] = [
     Run("OpenVINO", "openvino", "bf16"),
     Run("OpenVINO", "openvino", "fp16"),
     Run("OpenVINO NNCF", "openvino", "int8", artifact="openvino"),
+    # the same INT8 IR with its float layers in bf16 (runs bf16 where the CPU has AMX / AVX512-BF16, f32 elsewhere)
+    Run("OpenVINO NNCF + bf16", "openvino", "int8", artifact="openvino", options={"hint": "bf16"}),
     Run("OpenVINO Q/DQ", "openvino", "int8", artifact="qdq"),
     Run("TensorRT", "tensorrt", "fp32"),
     Run("TensorRT", "tensorrt", "fp16"),

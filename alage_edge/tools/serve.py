@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import List, Optional
 
 from ..argtypes import non_negative_int, port, positive_int
+from ..backends import TABLE as BACKENDS
+from ..formats import PRECISIONS
 from ..images import MAX_PIXELS
 from ..serving.repository import DEFAULT_MAX_PIXELS, MAX_BATCH
 
@@ -47,9 +49,10 @@ def parser() -> argparse.ArgumentParser:
                "Another Triton of your own: alage-edge convert bundle/ --to triton --platform onnxruntime",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle")
-    p.add_argument("--backend", default="auto", choices=["auto", "openvino", "onnxruntime", "torch"],
+    p.add_argument("--backend", default="auto", choices=["auto", *(b for b in BACKENDS if b != "tensorrt")],
                    help="alage-edge backend running each stream inside Triton's Python backend")
-    p.add_argument("--precision", default=None, choices=["fp32", "fp16", "bf16", "int8"])
+    p.add_argument("--precision", default=None, choices=[*PRECISIONS, "auto"],
+                   help="auto: the fastest artifact that passed `alage-edge parity` on this machine")
     p.add_argument("--host", default="127.0.0.1",
                    help="address HTTP, gRPC and metrics listen on (default 127.0.0.1: this machine only; "
                         "0.0.0.0 or :: to serve the network, which has no authentication: put a proxy in front)")

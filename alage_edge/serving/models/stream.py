@@ -13,16 +13,18 @@ import triton_python_backend_utils as pb_utils
 
 class TritonPythonModel:
     def initialize(self, args):
-        from alage_edge.backends import backend_class, select
+        from alage_edge.autoprecision import resolve
+        from alage_edge.backends import backend_class
         from alage_edge.manifest import Manifest
 
         cfg = json.loads(args["model_config"])
         p = {k: v["string_value"] for k, v in cfg.get("parameters", {}).items()}
         self.stream = p["stream"]
         manifest = Manifest.load(p["bundle"])
-        sel = select(manifest, p["backend"], p["precision"] or None, None, None)
+        sel = resolve(manifest, p["backend"], p["precision"] or None, None, None)
         self.runner = backend_class(sel.backend)(manifest, sel.artifact, precision=sel.precision, graph="split",
-                                                 why=sel.why, threads=int(p.get("threads") or 0)).load()
+                                                 why=sel.why, threads=int(p.get("threads") or 0),
+                                                 **sel.options).load()
         self.inputs = [i["name"] for i in cfg["input"]]
         self.outputs = [o["name"] for o in cfg["output"]]
 
