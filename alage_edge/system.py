@@ -87,5 +87,6 @@ def peak_gops(precision: str, flags: str = "", cores: Optional[int] = None,
                 if not mhz:
                     return None, f"{flag}: {ops} ops/cycle/core, clock unknown"
                 return (cores * mhz * 1e-3 * ops,
-                        f"{cores} cores x {mhz / 1e3:.2f} GHz (cpuinfo) x {ops} ops/cycle ({flag}, {p})")
+                        f"{cores} cores x {mhz / 1e3:.2f} GHz (cpuinfo's clock: a VM's base clock, which turbo "
+                        f"exceeds) x {ops} ops/cycle ({flag}, {p})")
     return None, "no AVX2 or wider unit reported"

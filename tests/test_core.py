@@ -279,3 +279,23 @@ def test_bench_reports_achieved_gflops_and_share_of_peak(tiny_bundle, tmp_path):
         assert r["gflops_per_s"] == pytest.approx(gflops * r["batch"] / (r["p50_ms"] / 1e3))
         assert r["peak_share"] is None or 0 < r["peak_share"] < 1
     assert "GFLOP/s" in format_report(rep) and "ops/cycle" in format_report(rep)
+
+
+def test_bench_profile_names_the_operations_that_take_the_time(tiny_bundle, tmp_path):
+    """`alage-edge bench --profile`: OpenVINO's performance counters and ONNX Runtime's profiler, top ops."""
+    import shutil
+
+    pytest.importorskip("openvino")
+    from alage_edge.convert.openvino import build
+    from alage_edge.tools.bench import format_profile, run_profile
+
+    b = tmp_path / "b"
+    shutil.copytree(tiny_bundle, b)
+    build(b, "fp32", progress=False)
+    prof = run_profile(b, ["onnxruntime-fp32", "openvino-fp32"], batches=(2,), iters=3)
+    assert [r["run"] for r in prof["runs"]] == ["onnxruntime-fp32", "openvino-fp32"]
+    for r in prof["runs"]:
+        ops = [t["op"] for t in r["top"]]
+        assert any(op in ("Conv", "Convolution") for op in ops), ops  # a CNN's time is in its convolutions
+        assert 0 < sum(t["share"] for t in r["top"]) <= 1.0 + 1e-9 and all(t["ms"] >= 0 for t in r["top"])
+    assert "top operations per inference" in format_profile(prof)

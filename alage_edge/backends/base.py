@@ -258,6 +258,24 @@ class Backend:
     def _close(self) -> None:
         pass
 
+    def _profile(self) -> Optional[List[Dict[str, object]]]:
+        """[{"op": type, "kernel": what ran it, "ms": time per inference}] of the inferences since loading
+        with ``profile=True``; None where the backend cannot say."""
+        return None
+
+    def profile(self, top: int = 10) -> Optional[List[Dict[str, object]]]:
+        """The ``top`` operation types by time per inference (load with ``profile=True`` and run first), each
+        with its share of the total; None where the backend has no profiler."""
+        rows = self._profile()
+        if rows is None:
+            return None
+        agg: Dict[Tuple[str, str], float] = {}
+        for r in rows:
+            agg[(str(r["op"]), str(r["kernel"]))] = agg.get((str(r["op"]), str(r["kernel"])), 0.0) + float(r["ms"])
+        total = sum(agg.values()) or 1.0
+        ranked = sorted(agg.items(), key=lambda kv: -kv[1])[:top]
+        return [{"op": op, "kernel": k, "ms": ms, "share": ms / total} for (op, k), ms in ranked]
+
     def describe(self) -> str:
         return f"{self.name} {self.precision} ({self.graph} graph)"
 

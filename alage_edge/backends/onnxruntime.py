@@ -35,6 +35,11 @@ class ONNXRuntimeBackend(Backend):
         if threads:
             so.intra_op_num_threads = threads
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.options.get("profile"):
+            import tempfile
+
+            so.enable_profiling = True
+            so.profile_file_prefix = os.path.join(tempfile.mkdtemp(prefix="alage-ort-profile-"), stream)
         cuda = bool(self.device and self.device.startswith("cuda"))
         providers = (["CUDAExecutionProvider"] if cuda else []) + ["CPUExecutionProvider"]
         try:
@@ -46,6 +51,23 @@ class ONNXRuntimeBackend(Backend):
         dims = lambda a: [d if isinstance(d, int) else -1 for d in a.shape]  # noqa: E731
         return {"inputs": {a.name: dims(a) for a in sess.get_inputs()},
                 "outputs": {a.name: dims(a) for a in sess.get_outputs()}}
+
+    def _profile(self):
+        """Per-node kernel times from ONNX Runtime's profiler, averaged over the runs since loading."""
+        import json
+        import shutil
+
+        rows = []
+        for sess in self._handles.values():
+            path = sess.end_profiling()
+            events = json.loads(open(path).read())
+            shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+            runs = max(1, sum(1 for e in events if e.get("name") == "model_run"))
+            for e in events:
+                if e.get("cat") == "Node" and str(e.get("name", "")).endswith("_kernel_time"):
+                    rows.append({"op": e["args"].get("op_name", "?"), "kernel": e["args"].get("provider", "CPU"),
+                                 "ms": e["dur"] / 1e3 / runs})
+        return rows
 
     def _run(self, stream: str, feeds: Dict[str, object]) -> Dict[str, object]:
         sess = self._handles[stream]

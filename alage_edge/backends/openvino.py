@@ -65,6 +65,8 @@ class OpenVINOBackend(Backend):
         config = {"INFERENCE_PRECISION_HINT": self.hint_for(stream), "PERFORMANCE_HINT": self.options.get("mode", "LATENCY")}
         if self.options.get("threads"):
             config["INFERENCE_NUM_THREADS"] = int(self.options["threads"])
+        if self.options.get("profile"):
+            config["PERF_COUNT"] = True
         try:
             compiled = core.compile_model(core.read_model(str(path)), device, config)
         except Exception as e:
@@ -98,6 +100,17 @@ class OpenVINOBackend(Backend):
             req.wait()
             outs.append({k.get_any_name(): np.array(v) for k, v in req.results.items()})
         return outs
+
+    def _profile(self):
+        """Per-node times of this thread's last inference (OpenVINO performance counters)."""
+        rows = []
+        for reqs in getattr(self, "_local", threading.local()).__dict__.values():
+            for req in reqs[:1]:
+                for info in req.profiling_info:
+                    if info.status == info.Status.EXECUTED:
+                        rows.append({"op": info.node_type, "kernel": info.exec_type,
+                                     "ms": info.real_time.total_seconds() * 1e3})
+        return rows
 
     def describe(self) -> str:
         eff = getattr(self, "effective_hints", {})

@@ -116,6 +116,46 @@ def run_bench(bundle, keys: Optional[List[str]] = None, batches=(1, 8), data: st
             "rows": rows, "skipped": skipped}
 
 
+PROFILED = ("openvino-fp32", "openvino-int8-openvino", "openvino-int8-openvino-bf16", "onnxruntime-fp32",
+            "onnxruntime-int8-qdq")
+
+
+def run_profile(bundle, keys: Optional[List[str]] = None, batches=(1, 8), top: int = 8, iters: int = 10) -> dict:
+    """Top operation types per run and batch size (the runs whose backend has a profiler)."""
+    from ..manifest import Manifest
+    from ..system import machine_info
+    from . import compare
+
+    man = Manifest.load(bundle)
+    out = {"bundle": str(bundle), "machine": machine_info(), "runs": []}
+    for run, why in compare.runnable(man, keys or list(PROFILED)):
+        if why or run.backend not in ("openvino", "onnxruntime"):
+            continue
+        for b in batches:
+            est = compare.load(bundle, run, batch_size=b)
+            est.backend.options["profile"] = True
+            est.backend.close()  # reloaded with the profiler on
+            x = man.preprocess.random_input(b)
+            for _ in range(iters):
+                est.infer(x)
+            out["runs"].append({"run": run.key, "label": run.label, "batch": b, "backend": est.describe(),
+                                "top": est.backend.profile(top)})
+            est.close()
+    return out
+
+
+def format_profile(prof: dict) -> str:
+    from ..table import table
+
+    m = prof["machine"]
+    parts = [f"top operations per inference; {m['cpu']} ({m['cores']} cores, flags: {m['cpu_flags'] or '-'})"]
+    for r in prof["runs"]:
+        parts.append(f"\n{r['label']} ({r['run']}), batch {r['batch']}: {r['backend']}")
+        parts.append(table(["op", "kernel", "ms", "share"], [(t["op"], t["kernel"], f"{t['ms']:.3f}",
+                                                             f"{100 * t['share']:.1f}%") for t in r["top"]]))
+    return "\n".join(parts)
+
+
 def peak_gops(precision: str):
     from ..system import peak_gops as peak
 
@@ -215,6 +255,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", default=None, help="write bench.json, bench.md and bench.png here")
     p.add_argument("--cache", default=None)
+    p.add_argument("--profile", action="store_true", help="instead of timing: the top operations of each run "
+                   "(OpenVINO performance counters, ONNX Runtime's profiler) at each batch size")
     s = p.add_argument_group("--serve: through the real Triton Inference Server")
     s.add_argument("--serve", action="store_true", help="load-test the bundle served by tritonserver instead")
     s.add_argument("--serve-runs", default="onnxruntime-fp32,openvino-int8",
@@ -227,6 +269,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         from .serve_bench import run_serve_bench
 
         return run_serve_bench(args)
+    if args.profile:
+        prof = run_profile(args.bundle, args.runs.split(",") if args.runs else None, args.batch)
+        print(json.dumps(prof, indent=2) if args.json else format_profile(prof))
+        if args.out:
+            from ..atomic import write_json, write_text
+
+            write_json(Path(args.out) / "profile.json", prof)
+            write_text(Path(args.out) / "profile.md", format_profile(prof) + "\n")
+        return 0
     rep = run_bench(args.bundle, args.runs.split(",") if args.runs else None,
                     args.batch, args.data, args.n, args.warmup, args.iters,
                     cache_dir=args.cache)
