@@ -299,3 +299,22 @@ def test_bench_profile_names_the_operations_that_take_the_time(tiny_bundle, tmp_
         assert any(op in ("Conv", "Convolution") for op in ops), ops  # a CNN's time is in its convolutions
         assert 0 < sum(t["share"] for t in r["top"]) <= 1.0 + 1e-9 and all(t["ms"] >= 0 for t in r["top"])
     assert "top operations per inference" in format_profile(prof)
+
+
+def test_bench_against_times_deployed_paths_side_by_side(tiny_bundle, tmp_path, monkeypatch):
+    import shutil
+
+    from alage_edge.tools.bench import format_against, run_against
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    other = tmp_path / "other"
+    shutil.copytree(tiny_bundle, other)
+    rep = run_against([str(tiny_bundle), str(other)], batches=(1, 2), n=8, rounds=2, iters=3,
+                      cache_dir=str(tmp_path / "c"))
+    assert [(r["bundle"], r["path"]) for r in rep["rows"]] == [
+        (str(tiny_bundle), "deployed (auto)"), (str(tiny_bundle), "fp32"), (str(other), "deployed (auto)"),
+        (str(other), "fp32")]
+    assert all(r["b1_ms"] > 0 and r["b2_ms"] > 0 and r["mae"] is not None for r in rep["rows"])
+    assert rep["rows"][0]["mae"] == pytest.approx(rep["rows"][2]["mae"])  # the same model, the same faces
+    text = format_against(rep)
+    assert "interleaved" in text and "no parity record" in text  # auto says why it ran the default

@@ -17,6 +17,7 @@ NEEDS = {  # why an example cannot run here
     "tensorrt": "TensorRT and a GPU", "torchrun": "several processes (test_train runs DDP)",
     "resnet34.pth": "an ImageNet checkpoint", "runs/imdbwiki": "an IMDB-WIKI run",
     "--resume": "an interrupted run", "alage-edge serve": "a server that runs until stopped (test_serving runs it)",
+    "--against": "a second bundle (test_core runs --against)",
     "--url": "a running server (test_serving runs one)", "--claim": "the claim's training runs (about 1.5 h; test_claim runs it small)", "alage-edge demo": "the demo (make demo; test_demo runs --quick)",
 }
 SLOW = ("alage-edge bench",)  # run, but only in the slow suite

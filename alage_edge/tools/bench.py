@@ -144,6 +144,59 @@ def run_profile(bundle, keys: Optional[List[str]] = None, batches=(1, 8), top: i
     return out
 
 
+def run_against(bundles: List[str], batches=(1, 8), data: str = "synth", n: int = 100, rounds: int = 5,
+                iters: int = 20, cache_dir: Optional[str] = None) -> dict:
+    """Each bundle on its deployed path (precision "auto": the fastest run that passed parity here) and on
+    OpenVINO / the default fp32 path, timed interleaved (every path once per round, the median of the round
+    medians), with its MAE on the same synth test faces."""
+    import warnings
+
+    from ..estimator import AgeEstimator
+    from ..manifest import Manifest
+    from ..system import machine_info
+    from . import compare
+
+    paths = []
+    for b in bundles:
+        man = Manifest.load(b)
+        evalset = compare.synth_set(man, data, n, cache_dir)
+        for kind, prec in (("deployed (auto)", "auto"), ("fp32", "fp32")):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                est = AgeEstimator.load(b, precision=prec, batch_size=max(batches))
+            out = compare.outputs(est, evalset.images)
+            mae = float(np.abs(out["age"] - evalset.ages).mean()) if evalset.ages is not None else None
+            paths.append({"bundle": str(b), "model": f"{man.model.get('arch')} {man.preprocess.size}px input",
+                          "gflops": man.data.get("gflops"), "path": kind, "backend": est.describe(), "mae": mae,
+                          "why": est.backend.why.get("auto", ""), "est": est, "times": {bb: [] for bb in batches},
+                          "x": {bb: man.preprocess.random_input(bb) for bb in batches}})
+    for _ in range(rounds):
+        for p in paths:
+            for bb in batches:
+                p["times"][bb].append(float(np.median(time_infer(p["est"], p["x"][bb], 3, iters))))
+    rows = []
+    for p in paths:
+        p["est"].close()
+        row = {k: p[k] for k in ("bundle", "model", "gflops", "path", "backend", "mae", "why")}
+        row.update({f"b{bb}_ms": float(np.median(p["times"][bb])) for bb in batches})
+        rows.append(row)
+    return {"machine": machine_info(), "batches": list(batches), "rounds": rounds, "rows": rows, "set": data}
+
+
+def format_against(rep: dict) -> str:
+    from ..table import table
+
+    m = rep["machine"]
+    head = (f"deployed paths side by side, interleaved ({rep['rounds']} rounds); {m['cpu']} ({m['cores']} cores, "
+            f"flags: {m['cpu_flags'] or '-'}); MAE on {rep['set']} test faces")
+    cols = ["model", "path", "backend", "GFLOPs", "MAE"] + [f"b{b} p50 ms" for b in rep["batches"]]
+    rows = [(r["model"], r["path"], r["backend"], r["gflops"], r["mae"], *(r[f"b{b}_ms"] for b in rep["batches"]))
+            for r in rep["rows"]]
+    notes = [f"note: {r['model']}: {r['why']}" for r in rep["rows"] if r["path"].startswith("deployed") and
+             "no parity record" in r["why"]]
+    return "\n".join([head, table(cols, rows, digits=3)] + notes)
+
+
 def format_profile(prof: dict) -> str:
     from ..table import table
 
@@ -242,6 +295,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                     "PyTorch eager, at each batch size. Records the machine and library versions.",
         epilog="examples:\n  alage-edge bench bundle/\n  alage-edge bench bundle/ --batch 1,8,32 --out runs/bench\n"
                "  alage-edge bench bundle/ --runs torch-fp32,openvino-int8-openvino --json\n"
+               "  alage-edge bench bundle/ --profile --runs openvino-fp32,openvino-int8-openvino-bf16\n"
+               "  alage-edge bench bundle/ --against plain-2s-bundle/   (deployed paths side by side, interleaved)\n"
                "  alage-edge bench bundle/ --serve --serve-runs onnxruntime-fp32 --concurrency 1,4 --seconds 2",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle")
@@ -255,6 +310,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", default=None, help="write bench.json, bench.md and bench.png here")
     p.add_argument("--cache", default=None)
+    p.add_argument("--against", default=None, metavar="OTHER_BUNDLE[,...]",
+                   help="instead: the deployed path (precision auto) of BUNDLE and of these bundles (e.g. a plain "
+                        "network at twice the resolution), timed interleaved in one run, with their MAE")
     p.add_argument("--profile", action="store_true", help="instead of timing: the top operations of each run "
                    "(OpenVINO performance counters, ONNX Runtime's profiler) at each batch size")
     s = p.add_argument_group("--serve: through the real Triton Inference Server")
@@ -269,6 +327,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         from .serve_bench import run_serve_bench
 
         return run_serve_bench(args)
+    if args.against:
+        rep = run_against([args.bundle] + args.against.split(","), args.batch, args.data, args.n,
+                          cache_dir=args.cache)
+        text = format_against(rep)
+        print(json.dumps(rep, indent=2) if args.json else text)
+        if args.out:
+            from ..atomic import write_json, write_text
+
+            write_json(Path(args.out) / "bench-against.json", rep)
+            write_text(Path(args.out) / "bench-against.md", text + "\n")
+        return 0
     if args.profile:
         prof = run_profile(args.bundle, args.runs.split(",") if args.runs else None, args.batch)
         print(json.dumps(prof, indent=2) if args.json else format_profile(prof))
