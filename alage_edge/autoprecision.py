@@ -65,15 +65,9 @@ def _time_run(bundle, sel: Selection, batch: int, device: Optional[str]) -> floa
     est = backend_class(sel.backend)(Manifest.load(bundle), sel.artifact, device=device,
                                      precision=sel.precision, **sel.options).load()
     try:
-        x = est.manifest.preprocess.random_input(batch)
-        for _ in range(3):
-            est.infer(x, check=False)
-        ts = []
-        for _ in range(15):
-            t = time.perf_counter()
-            est.infer(x, check=False)
-            ts.append((time.perf_counter() - t) * 1e3)
-        return float(np.median(ts))
+        from .tools.bench import time_infer
+
+        return float(np.median(time_infer(est, est.manifest.preprocess.random_input(batch), 3, 15)))
     finally:
         est.close()
 

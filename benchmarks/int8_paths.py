@@ -16,21 +16,9 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-
-
-def p50(est, x, iters: int = 20) -> float:
-    for _ in range(3):
-        est.infer(x)
-    ts = []
-    for _ in range(iters):
-        t = time.perf_counter()
-        est.infer(x)
-        ts.append((time.perf_counter() - t) * 1e3)
-    return float(np.median(ts))
 
 
 def main(argv=None) -> int:
@@ -48,6 +36,7 @@ def main(argv=None) -> int:
     from alage_edge.system import cpu_flags, cpu_name, peak_gops
     from alage_edge.table import table
     from alage_edge.tools import compare
+    from alage_edge.tools.bench import time_infer
 
     work = Path(tempfile.mkdtemp(prefix="int8-paths-"))
     try:
@@ -94,7 +83,7 @@ def main(argv=None) -> int:
         for _ in range(args.rounds):
             for k, est in ests.items():
                 for b, x in xs.items():
-                    times[k][b].append(p50(est, x))
+                    times[k][b].append(float(np.median(time_infer(est, x, 3, 20))))
         base = {b: float(np.median(times["OpenVINO fp32 (fused)"][b])) for b in (1, 8)}
         gf = man.data.get("gflops")
         rows = []

@@ -318,3 +318,9 @@ def test_bench_against_times_deployed_paths_side_by_side(tiny_bundle, tmp_path, 
     assert rep["rows"][0]["mae"] == pytest.approx(rep["rows"][2]["mae"])  # the same model, the same faces
     text = format_against(rep)
     assert "interleaved" in text and "no parity record" in text  # auto says why it ran the default
+    from PIL import Image
+
+    from alage_edge.tools.bench import plot_against
+
+    with Image.open(plot_against(rep, tmp_path / "against.png")) as im:
+        im.verify()

@@ -65,14 +65,9 @@ def load_test(server, x: np.ndarray, concurrency: Sequence[int] = (1, 4, 16, 64)
 
 def in_process_ms(est, x: np.ndarray, iters: int = 50) -> float:
     """Median latency of ``est.infer`` on the same one-image batch, in this process."""
-    for _ in range(5):
-        est.infer(x)
-    t = []
-    for _ in range(iters):
-        s = time.perf_counter()
-        est.infer(x)
-        t.append(time.perf_counter() - s)
-    return float(np.median(t) * 1000)
+    from ..tools.bench import time_infer
+
+    return float(np.median(time_infer(est, x, 5, iters)))
 
 
 def plot(report: dict, path) -> None:

@@ -197,6 +197,34 @@ def format_against(rep: dict) -> str:
     return "\n".join([head, table(cols, rows, digits=3)] + notes)
 
 
+def plot_against(rep: dict, path) -> Path:
+    """MAE against latency per face (batch 1 and the largest batch) for each model's paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..atomic import write_with
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=True)
+    for ax, b in zip(axes, (rep["batches"][0], rep["batches"][-1])):
+        for r in rep["rows"]:
+            if r["mae"] is None:
+                continue
+            x = r[f"b{b}_ms"] / b
+            ax.scatter(x, r["mae"], marker="o" if r["path"].startswith("deployed") else "x")
+            ax.annotate(f"{r['model']}\n{r['backend'].split(' (')[0]}", (x, r["mae"]), fontsize=6,
+                        xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel(f"ms per face, batch {b} (p50)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("MAE (years)")
+    fig.suptitle(f"deployed paths (o) and fp32 (x), {rep['machine']['cpu']}", fontsize=9)
+    fig.tight_layout()
+    out = write_with(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return out
+
+
 def format_profile(prof: dict) -> str:
     from ..table import table
 
@@ -337,6 +365,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 
             write_json(Path(args.out) / "bench-against.json", rep)
             write_text(Path(args.out) / "bench-against.md", text + "\n")
+            try:
+                plot_against(rep, Path(args.out) / "bench-against.png")
+            except ImportError:
+                pass
         return 0
     if args.profile:
         prof = run_profile(args.bundle, args.runs.split(",") if args.runs else None, args.batch)
