@@ -327,3 +327,27 @@ def test_checkpoint_with_code_is_refused(tmp_path, capsys):
     with pytest.raises(CheckpointError, match="evil.pt"):
         read_checkpoint(path)
     assert "code ran" not in capsys.readouterr().out
+
+
+def test_the_model_knows_nothing_of_the_data_generator():
+    """Where boxes start is a grid, not synth's age regions (the old table sat within pixels of them), and
+    the model package neither imports synth nor copies its region table."""
+    import ast
+    from pathlib import Path
+
+    import alage_edge.model as model_pkg
+    from alage_edge.data.synth import REGIONS
+    from alage_edge.model.alnet import INIT_CENTRES
+
+    for cx, cy, w, h in REGIONS:
+        nearest = min(np.hypot(cx - x, cy - y) for x, y in INIT_CENTRES)
+        assert nearest > 0.03, (cx, cy, nearest)  # no starting centre within 3% of the side of a region's
+    for src in Path(model_pkg.__file__).parent.glob("*.py"):
+        tree = ast.parse(src.read_text())
+        names = {a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
+        mods = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert not any("synth" in m for m in mods | names) and "REGIONS" not in names, src
+        floats = {round(c.value, 3) for c in ast.walk(tree) if isinstance(c, ast.Constant)
+                  and isinstance(c.value, float)}
+        centres = {round(v, 3) for r in REGIONS for v in r[:2]} - {0.5}
+        assert not floats & centres, (src, floats & centres)  # none of synth's region centres as a constant

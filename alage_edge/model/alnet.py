@@ -23,9 +23,12 @@ from .resnet import resnet
 from .ror import ror
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "ror18", "ror34")
-# Initial glimpses (cx, cy) in [0, 1] of an aligned face: outer eye corners, forehead,
-# then the folds beside the mouth; boxes start here and learn to move.
-INIT_CENTRES = ((0.25, 0.4), (0.75, 0.4), (0.5, 0.22), (0.36, 0.66), (0.64, 0.66), (0.5, 0.82))
+# Where boxes start, (cx, cy) in [0, 1] of the model's input square: a 3x3 grid over the face, centre first,
+# then the four diagonal points, then the four edge midpoints. No face anatomy and nothing of any data
+# generator: where the age cues are must be learned (the old table sat within pixels of synth's own age
+# regions, which made the fixed-box results say nothing about attention).
+INIT_CENTRES = ((0.5, 0.5), (0.3, 0.3), (0.7, 0.3), (0.3, 0.7), (0.7, 0.7), (0.5, 0.2), (0.5, 0.8),
+                (0.2, 0.5), (0.8, 0.5))
 
 
 @dataclass

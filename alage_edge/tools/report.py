@@ -31,9 +31,10 @@ def page(run_dir) -> str:
                                                if k in ("torch", "onnxruntime", "openvino", "nncf")) + ").",
         "Every number below comes from that run's JSON files; rerun the two commands to regenerate it.", "",
         "!!! warning \"What this comparison shows\"",
-        "    The default model's five boxes stay where they start, and they start near where synth draws its age",
-        "    cues; the baseline is the plain network at the same resolution, not at twice it. So this is not",
-        "    evidence that attention finds the cues: see [limits](limits.md) and the [experiments log](experiments.md).",
+        "    The default model's five boxes stay where they start, on a fixed grid over the face (no LSTM runs at",
+        "    inference), and the baseline here is the plain network at the same resolution, not at twice it: this",
+        "    is not evidence that attention finds the cues. The plain network at twice the resolution is compared",
+        "    in [benchmarks](benchmarks.md); see [limits](limits.md).",
         "",
         body, ""])
 
