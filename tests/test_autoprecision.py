@@ -76,3 +76,17 @@ def test_auto_through_the_estimator_measures_for_real(bundle):
         assert "ms at batch 8" in est.backend.why["onnxruntime-fp32"]
     finally:
         est.close()
+
+
+def test_parity_on_a_read_only_bundle_reports_and_warns(bundle, monkeypatch):
+    import alage_edge.autoprecision as auto
+    from alage_edge.tools.parity import run_parity
+
+    def refuse(b, rep):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(auto, "record_parity", refuse)
+    with pytest.warns(UserWarning, match="parity-record.json not written"):
+        rep = run_parity(bundle, n=8, keys=["onnxruntime-fp32"], photos=False, progress=False,
+                         cache_dir=str(bundle.parent / "c"))
+    assert rep["rows"] and not (bundle / RECORD).exists()

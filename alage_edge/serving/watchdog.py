@@ -58,8 +58,11 @@ def group_alive(pgid: int) -> bool:
 
 
 class EnvFolder:
-    """Which /tmp/python_env_* folder is this server's: the one that appears while it starts, when exactly one
-    does (two at once: another server started too, and neither is provably ours: both are left alone)."""
+    """Which /tmp/python_env_* folder is this server's: the first one that appears while it starts, when exactly
+    one does (two in the same 0.2 s poll: another server started too, and neither is provably ours: both are left
+    alone). Known limit: another server starting a moment before ours could have its folder taken for ours; that
+    folder is empty (no EXECUTION_ENV_PATH is used) and it matters only when ours was killed, not stopped: a
+    stopped server's backend removes its own."""
 
     def __init__(self):
         self.before: Set[str] = set(glob.glob(PYTHON_ENV))

@@ -86,9 +86,15 @@ def run_parity(bundle, data: str = "synth", n: int = 200, keys: Optional[List[st
     rep = {"bundle": str(bundle), "reference": ref_run.label, "reference_key": ref_run.key,
            "criteria": {k: asdict(v) for k, v in CRITERIA.items()}, "rows": rows, "skipped": skipped}
     if record and rows:  # what passed here, for precision="auto" (parity-record.json in the bundle)
+        import warnings
+
         from ..autoprecision import record_parity
 
-        record_parity(bundle, rep)
+        try:
+            record_parity(bundle, rep)
+        except OSError as e:  # a read-only bundle: the report stands, auto just has no record here
+            warnings.warn(f"{bundle}: parity-record.json not written ({e.strerror or e}); precision auto will "
+                          f"not know these verdicts", stacklevel=2)
     return rep
 
 
