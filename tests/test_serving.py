@@ -607,3 +607,24 @@ def served_size(served) -> int:
     params = (served.repository / "alage_pictures" / "config.pbtxt").read_text()
     bundle = params.split('key: "bundle" value: { string_value: "', 1)[1].split('"', 1)[0]
     return Manifest.load(bundle).preprocess.size
+
+
+def test_serve_that_cannot_start_leaves_no_temp_repository(trained_bundle, monkeypatch, capsys):
+    import glob
+    import signal
+
+    from alage_edge.cli import main
+
+    def missing():
+        raise server_mod.ServerError("no tritonserver here (test)")
+
+    before = set(glob.glob("/tmp/alage-repo-*"))
+    monkeypatch.setattr(server_mod, "triton_home", missing)
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        assert main(["serve", str(trained_bundle), "--backend", "onnxruntime"]) == 2
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    assert "no tritonserver here (test)" in capsys.readouterr().err
+    assert set(glob.glob("/tmp/alage-repo-*")) == before

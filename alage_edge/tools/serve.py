@@ -101,16 +101,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"alage-edge serve: listening on {args.host}: reachable from the network, with no "
               f"authentication (--host 127.0.0.1 keeps it to this machine)", file=sys.stderr)
     print(f"starting tritonserver on {args.bundle} ({args.backend} {args.precision or ''})...", file=sys.stderr)
-    with server:
-        print(f"serving in {server.startup_s:.1f} s: HTTP {server.url}  gRPC {server.grpc_url}  "
-              f"metrics {server.metrics_url}\nmodels: alage (tensors), alage_pictures (picture bytes); "
-              f"Ctrl-C stops", flush=True)
-        while not stop.wait(0.5):
-            if not server.alive():
-                time.sleep(0.3)  # the watchdog reports the exit code
-                print(f"alage-edge serve: tritonserver exited unexpectedly (exit code {server.returncode}); "
-                      f"its log ends:\n{server.log_tail()}", file=sys.stderr)
-                return 1
-        print("stopping...", file=sys.stderr, flush=True)
+    try:
+        with server:
+            print(f"serving in {server.startup_s:.1f} s: HTTP {server.url}  gRPC {server.grpc_url}  "
+                  f"metrics {server.metrics_url}\nmodels: alage (tensors), alage_pictures (picture bytes); "
+                  f"Ctrl-C stops", flush=True)
+            while not stop.wait(0.5):
+                if not server.alive():
+                    time.sleep(0.3)  # the watchdog reports the exit code
+                    print(f"alage-edge serve: tritonserver exited unexpectedly (exit code {server.returncode}); "
+                          f"its log ends:\n{server.log_tail()}", file=sys.stderr)
+                    return 1
+            print("stopping...", file=sys.stderr, flush=True)
+    finally:  # the watchdog removes the temp repository; this covers a server that never started
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
     print(f"stopped in {server.shutdown_s:.1f} s; nothing left behind", file=sys.stderr)
     return 0
