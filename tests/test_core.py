@@ -299,6 +299,9 @@ def test_bench_profile_names_the_operations_that_take_the_time(tiny_bundle, tmp_
         assert any(op in ("Conv", "Convolution") for op in ops), ops  # a CNN's time is in its convolutions
         assert 0 < sum(t["share"] for t in r["top"]) <= 1.0 + 1e-9 and all(t["ms"] >= 0 for t in r["top"])
     assert "top operations per inference" in format_profile(prof)
+    for r in prof["runs"]:  # each stream timed alone on the split graph
+        assert r["streams"]["global"] > 0 and r["streams"]["attention"] > 0
+    assert "streams alone (split graph): global" in format_profile(prof)
 
 
 def test_bench_against_times_deployed_paths_side_by_side(tiny_bundle, tmp_path, monkeypatch):

@@ -139,9 +139,35 @@ def run_profile(bundle, keys: Optional[List[str]] = None, batches=(1, 8), top: i
             for _ in range(iters):
                 est.infer(x)
             out["runs"].append({"run": run.key, "label": run.label, "batch": b, "backend": est.describe(),
-                                "top": est.backend.profile(top)})
+                                "top": est.backend.profile(top), "streams": stream_split(bundle, run, x, iters)})
             est.close()
     return out
+
+
+def stream_split(bundle, run, x: np.ndarray, iters: int = 10) -> Optional[dict]:
+    """p50 ms of each stream alone (the split graph, run stream by stream), or None for a global-only model
+    or an artifact without the split graphs."""
+    from . import compare
+
+    est = compare.load(bundle, run, batch_size=len(x))
+    try:
+        if not est.manifest.attention or "global" not in est.backend.artifact.files:
+            return None
+        est.backend.close()
+        est.backend.graph = "split"
+        est.backend.load()
+        be = est.backend
+        g = be.infer_stream("global", {"image": x})["g"]
+        feeds = {"global": {"image": x}, "attention": {"image": x, "g": g}}
+        out = {}
+        for stream, f in feeds.items():
+            class One:  # time_infer's interface
+                def infer(self, _, stream=stream, f=f):
+                    return be.infer_stream(stream, f, check=False)
+            out[stream] = float(np.median(time_infer(One(), None, 2, iters)))
+        return out
+    finally:
+        est.close()
 
 
 def run_against(bundles: List[str], batches=(1, 8), data: str = "synth", n: int = 100, rounds: int = 5,
@@ -231,7 +257,10 @@ def format_profile(prof: dict) -> str:
     m = prof["machine"]
     parts = [f"top operations per inference; {m['cpu']} ({m['cores']} cores, flags: {m['cpu_flags'] or '-'})"]
     for r in prof["runs"]:
-        parts.append(f"\n{r['label']} ({r['run']}), batch {r['batch']}: {r['backend']}")
+        split = r.get("streams")
+        parts.append(f"\n{r['label']} ({r['run']}), batch {r['batch']}: {r['backend']}"
+                     + (f"; streams alone (split graph): global {split['global']:.3f} ms, attention "
+                        f"{split['attention']:.3f} ms" if split else ""))
         parts.append(table(["op", "kernel", "ms", "share"], [(t["op"], t["kernel"], f"{t['ms']:.3f}",
                                                              f"{100 * t['share']:.1f}%") for t in r["top"]]))
     return "\n".join(parts)
