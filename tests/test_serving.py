@@ -618,7 +618,11 @@ def test_serve_that_cannot_start_leaves_no_temp_repository(trained_bundle, monke
     def missing():
         raise server_mod.ServerError("no tritonserver here (test)")
 
-    before = set(glob.glob("/tmp/alage-repo-*"))
+    import os
+    import tempfile
+
+    pattern = os.path.join(tempfile.gettempdir(), "alage-repo-*")  # where serve makes its temp repository
+    before = set(glob.glob(pattern))
     monkeypatch.setattr(server_mod, "triton_home", missing)
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
@@ -627,4 +631,4 @@ def test_serve_that_cannot_start_leaves_no_temp_repository(trained_bundle, monke
         for s, h in old.items():
             signal.signal(s, h)
     assert "no tritonserver here (test)" in capsys.readouterr().err
-    assert set(glob.glob("/tmp/alage-repo-*")) == before
+    assert set(glob.glob(pattern)) == before
