@@ -126,7 +126,7 @@ class AgeEstimator:
         return out
 
     # -- pictures in, results out ----------------------------------------------------------------
-    def _decode(self, item, detector: Optional[str]):
+    def _read_input(self, item, detector: Optional[str]):
         """One input -> (model inputs, [(face or None, geometry)], name) or the ImageError it raised."""
         i, src = item
         name = describe(src) if isinstance(src, (str, bytes, bytearray, memoryview)) or hasattr(src, "__fspath__") \
@@ -160,7 +160,7 @@ class AgeEstimator:
         with ThreadPoolExecutor(max_workers=2) as pool:
             def submit():  # the next few batches' inputs, decoding in the pool while this chunk is inferred
                 chunk = list(itertools.islice(items, bs * 4))
-                return pool.map(lambda it: self._decode(it, detect), chunk) if chunk else None
+                return pool.map(lambda it: self._read_input(it, detect), chunk) if chunk else None
 
             pending = submit()
             while pending is not None:

@@ -9,7 +9,7 @@ from typing import List, Optional
 from alage_edge.argtypes import json_object, non_negative_float, non_negative_int, positive_float, positive_int
 from alage_edge.serving.repository import PLATFORMS
 
-from .graphs import INT8_SCOPES
+from .int8_scope import INT8_SCOPES
 
 
 def export_main(argv: Optional[List[str]] = None) -> int:
@@ -26,7 +26,7 @@ def export_main(argv: Optional[List[str]] = None) -> int:
     src.add_argument("--arch", help="a registered model name, built with random weights (see --list)")
     src.add_argument("--list", action="store_true", help="list the registered models and exit")
     p.add_argument("--head", choices=["dex", "groups"], default="dex", help="with --arch: the head (default dex)")
-    p.add_argument("--img-size", type=positive_int, default=None, help="with --arch: input size S (default 224)")
+    p.add_argument("--img-size", type=positive_int, default=None, help="with --arch: the global size S (default 224); the model reads the face at S x detail_scale")
     p.add_argument("--config", type=json_object, default=None,
                    help='with --arch: more model options as JSON, e.g. \'{"width": 32, "steps": 3}\'')
     p.add_argument("--out", type=Path, required=False, help="bundle folder to write")

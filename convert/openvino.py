@@ -8,7 +8,7 @@ the split graphs, as its hint differs per stream.
 
 INT8 quantises the global stream and, with ``int8_scope="global+local"``, the
 local CNN's convolutions (by default the attention stream stays float:
-``graphs.DEFAULT_INT8_SCOPE``); the attention glue (LSTM gates, box squash, grid
+``int8_scope.DEFAULT_INT8_SCOPE``); the attention glue (LSTM gates, box squash, grid
 arithmetic, sampler, heads) always stays float. ``max_drop`` switches to NNCF's
 accuracy-controlled quantisation with the DEX MAE (or group accuracy) of the
 whole model as the metric.
@@ -28,7 +28,7 @@ from alage_edge.system import package_versions
 
 from .bundle import updating
 from .calibration import CalibrationSet
-from .graphs import DEFAULT_INT8_SCOPE, DOWNSAMPLE, OV_GLUE_TYPES, check_int8_scope
+from .int8_scope import DEFAULT_INT8_SCOPE, DOWNSAMPLE, OV_GLUE_TYPES, check_int8_scope
 
 
 def _save(model, path: Path, compress: bool) -> List[str]:

@@ -24,7 +24,7 @@ from alage_edge.system import package_versions
 
 from .bundle import updating
 from .calibration import CalibrationSet
-from .graphs import DEFAULT_INT8_SCOPE, QUANTIZED_OPS, check_int8_scope, stem_convs
+from .int8_scope import DEFAULT_INT8_SCOPE, QUANTIZED_OPS, check_int8_scope, stem_convs
 
 METHODS = ("minmax", "entropy", "percentile", "modelopt")
 

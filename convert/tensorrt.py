@@ -25,7 +25,7 @@ from alage_edge.formats import QDQ_S8
 from alage_edge.manifest import Artifact, Manifest, sha256_file
 
 from .bundle import updating
-from .graphs import DEFAULT_INT8_SCOPE, is_local_cnn
+from .int8_scope import DEFAULT_INT8_SCOPE, is_local_cnn
 from .trt_plan import (
     BuildError,
     StreamPlan,

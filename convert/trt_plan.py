@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .graphs import INT8_SCOPES
+from .int8_scope import INT8_SCOPES
 
 
 class BuildError(RuntimeError):

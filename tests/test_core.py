@@ -146,7 +146,7 @@ def test_one_preprocessing_through_the_paths_each_stage_takes(tmp_path):
     man = Manifest(tmp_path, {"preprocess": spec.to_dict(), "io": {}, "model": {"head": "dex"}})
     est = AgeEstimator.__new__(AgeEstimator)
     est.spec = spec
-    xs = [est._decode((i, im), None)[0][0] for i, im in enumerate(imgs)]
+    xs = [est._read_input((i, im), None)[0][0] for i, im in enumerate(imgs)]
     assert np.abs(np.stack(xs) - want).max() < 1e-6
 
     folder = tmp_path / "calib"

@@ -10,7 +10,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from alage_edge.ages import decode  # noqa: E402
 from alage_edge.convert.export import ExportError, export_bundle, export_onnx  # noqa: E402
-from alage_edge.convert.graphs import stem_convs  # noqa: E402
+from alage_edge.convert.int8_scope import stem_convs  # noqa: E402
 from alage_edge.data.synth import render  # noqa: E402
 from alage_edge.manifest import Manifest  # noqa: E402
 from alage_edge.model import build_model  # noqa: E402

@@ -238,7 +238,7 @@ class AttentionStream(nn.Module):
             h, c = self.lstm(torch.cat([g, l_prev], dim=1), (h, c))
             box = self.squash(self.box_layers[t](h))
             crop = self.sampler(image, box)
-            l_prev = self.local(crop)  # exported as /stream/local/... (graphs.is_local_cnn relies on it)
+            l_prev = self.local(crop)  # exported as /stream/local/... (int8_scope.is_local_cnn relies on it)
             boxes.append(box)
             feats.append(l_prev)
         return (torch.stack(boxes, dim=1), *self._heads(g, torch.stack(feats, dim=1).mean(dim=1)))

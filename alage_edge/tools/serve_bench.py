@@ -9,7 +9,7 @@ from pathlib import Path
 
 def run_serve_bench(args) -> int:
     from ..estimator import AgeEstimator
-    from ..serving.load import in_process_ms, load_test, plot
+    from ..serving.loadtest import in_process_ms, load_test, plot
     from ..serving.repository import RepoOptions, write_repository
     from ..serving.server import TritonServer
     from ..system import cpu_flags, cpu_name
