@@ -16,6 +16,7 @@ from typing import List, Optional
 import numpy as np
 
 from ..argtypes import non_negative_int, positive_float, positive_int, positive_ints
+from ..system import peak_gops
 from .runs import RUNS
 
 
@@ -264,12 +265,6 @@ def format_profile(prof: dict) -> str:
         parts.append(table(["op", "kernel", "ms", "share"], [(t["op"], t["kernel"], f"{t['ms']:.3f}",
                                                              f"{100 * t['share']:.1f}%") for t in r["top"]]))
     return "\n".join(parts)
-
-
-def peak_gops(precision: str):
-    from ..system import peak_gops as peak
-
-    return peak(precision)
 
 
 def format_report(rep: dict) -> str:
