@@ -17,7 +17,7 @@ def box_legend(steps: int) -> str:
 
 def annotate(rgb: np.ndarray, results: Sequence, truth: Optional[float] = None, true_boxes=None,
              scale: int = 1) -> np.ndarray:
-    """Draw on a copy: face boxes (green) with landmarks, the region the model read (thin grey, turned
+    """Draw on a copy: face boxes (green) with landmarks, the input square the model read (thin grey, turned
     when the face was aligned), attention boxes (one colour per step, turned with the face) and the age.
     Line widths and the font scale with the picture; labels stay inside it and do not overlap."""
     from PIL import Image, ImageDraw
@@ -36,10 +36,10 @@ def annotate(rgb: np.ndarray, results: Sequence, truth: Optional[float] = None, 
     for r in results:
         fb = np.asarray(r.face_box, np.float64) * scale
         d.rectangle(list(fb), outline=(0, 230, 0), width=lw)
-        region = getattr(r, "region", None)
-        turned = region is not None and region.angle != 0
+        square = getattr(r, "square", None)
+        turned = square is not None and square.angle != 0
         if turned:
-            d.polygon([tuple(p) for p in r.crop_corners() * scale], outline=(200, 200, 200), width=max(1, lw // 2))
+            d.polygon([tuple(p) for p in r.square_corners() * scale], outline=(200, 200, 200), width=max(1, lw // 2))
         corners = r.attention_corners() if turned else None
         if r.attention_boxes is not None:
             for t, b in enumerate(np.asarray(r.attention_boxes) * scale):

@@ -138,7 +138,7 @@ class AgeEstimator:
 
                 found = find_faces(rgb, self.spec, detector, self.min_face)
             else:
-                found = [(None, self.spec.region(rgb))]
+                found = [(None, self.spec.square(rgb))]
             return [self.spec.apply(rgb, g) for _, g in found], found, name
         except ImageError as e:
             return e, None, name

@@ -24,7 +24,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .preprocess import Geometry, PreprocessSpec
+from .preprocess import InputSquare, PreprocessSpec
 
 DETECTORS = ("hog", "cnn", "haar")
 LANDMARKS_5 = "shape_predictor_5_face_landmarks.dat"
@@ -195,7 +195,7 @@ def _frontal(landmarks: np.ndarray, box: np.ndarray) -> bool:
     return abs(along) <= 0.6 * dist
 
 
-def frame(face: Face, spec: PreprocessSpec, image_w: int, image_h: int) -> Geometry:
+def input_square(face: Face, spec: PreprocessSpec, image_w: int, image_h: int) -> InputSquare:
     """The model's input square for a face: from its eyes when aligned, else from its box."""
     if face.aligned:
         left, right = eye_centres(face.landmarks)
@@ -203,7 +203,7 @@ def frame(face: Face, spec: PreprocessSpec, image_w: int, image_h: int) -> Geome
         x1, y1, x2, y2 = face.box
         cx, ey, half = (x1 + x2) / 2, y1 + BOX_EYE_Y * (y2 - y1), BOX_EYE_DIST * (x2 - x1) / 2
         left, right = np.array([cx - half, ey]), np.array([cx + half, ey])
-    return spec.aligned_region(left, right, image_w, image_h)
+    return spec.aligned_square(left, right, image_w, image_h)
 
 
 _FINDERS: Dict[Tuple[str, int], FaceFinder] = {}
@@ -226,7 +226,7 @@ def finder(detector: str = "hog", min_face: int = 20) -> FaceFinder:
 
 
 def find_faces(rgb: np.ndarray, spec: PreprocessSpec, detector: str = "hog",
-               min_face: int = 20) -> List[Tuple[Face, Geometry]]:
-    """THE face front end: every face of a picture with the region of it the model reads, largest first."""
+               min_face: int = 20) -> List[Tuple[Face, InputSquare]]:
+    """THE face front end: every face of a picture with the input square the model reads of it, largest first."""
     h, w = rgb.shape[:2]
-    return [(f, frame(f, spec, w, h)) for f in finder(detector, min_face).find(rgb)]
+    return [(f, input_square(f, spec, w, h)) for f in finder(detector, min_face).find(rgb)]

@@ -138,6 +138,17 @@ class Manifest:
                                   f"copy it again or rebuild the bundle")
 
 
+# Model config keys as bundles and checkpoints written before a rename call them: old name -> name.
+OLD_MODEL_KEYS = {"img_size": "global_size"}
+
+
+def renamed(model: dict) -> dict:
+    """A model config with today's key names (bundles and checkpoints keep loading after a rename)."""
+    if not isinstance(model, dict) or not any(k in model for k in OLD_MODEL_KEYS):
+        return model
+    return {OLD_MODEL_KEYS.get(k, k): v for k, v in model.items()}
+
+
 def check_manifest(data, path) -> None:
     """Refuse a manifest whose fields have the wrong kind or value, naming the field and what was expected."""
     def bad(field: str, expected: str, got) -> BundleError:
@@ -157,16 +168,23 @@ def check_manifest(data, path) -> None:
             raise BundleError(f"{path}: field {key!r} is missing (the bundle is incomplete: export it again)")
         if not isinstance(data[key], kind):
             raise bad(key, f"a JSON {'object' if kind is dict else 'array'}", data[key])
-    model = data["model"]
+    model = data["model"] = renamed(data["model"])
     if model.get("head") not in ("dex", "groups"):
         raise bad("model.head", "'dex' or 'groups'", model.get("head"))
     try:
         spec = PreprocessSpec.from_dict(data["preprocess"])
     except (TypeError, ValueError) as e:
         raise BundleError(f"{path}: field 'preprocess' is invalid: {e}") from None
-    want = int(model.get("img_size", 0)) * int(model.get("detail_scale", 1))
+    want = int(model.get("global_size", 0)) * int(model.get("detail_scale", 1))
     if want and spec.size != want:
         raise bad("preprocess.size", f"the model's input size {want}", spec.size)
+    io = data["io"]
+    for stream in ("global", "attention") if model.get("attention", True) else ("global",):
+        if not isinstance(io.get(stream), dict):
+            raise bad(f"io.{stream}", "an object with the stream's 'inputs' and 'outputs'", io.get(stream))
+    for stream, entry in io.items():
+        if not (isinstance(entry, dict) and all(isinstance(entry.get(k), dict) for k in ("inputs", "outputs"))):
+            raise bad(f"io.{stream}", "an object with 'inputs' and 'outputs' (name -> shape)", entry)
     for i, a in enumerate(data["artifacts"]):
         if not (isinstance(a, dict) and isinstance(a.get("format"), str) and isinstance(a.get("files"), dict)):
             raise bad(f"artifacts[{i}]", "an object with 'format', 'precision' and 'files'", a)

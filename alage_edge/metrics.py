@@ -65,6 +65,8 @@ def attention_scores(pred_boxes: np.ndarray, true_boxes: np.ndarray, threshold: 
     out = {"regions_covered": float(regions_covered(pred_boxes, true_boxes).mean())}
     out.update({f"box{t + 1}_hit": float(hits[:, t].mean()) for t in range(hits.shape[1])})
     out["box_hit_mean"] = float(hits.mean())
+    centres = (np.asarray(pred_boxes, np.float64)[..., :2] + np.asarray(pred_boxes, np.float64)[..., 2:]) / 2
+    out["box_std"] = float(centres.std(axis=0).mean())  # how much a glimpse moves from face to face
     out["all_boxes_hit"] = float(hits.all(axis=1).mean())
     out["any_box_hit"] = float(hits.any(axis=1).mean())
     return out

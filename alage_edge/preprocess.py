@@ -78,20 +78,20 @@ class PreprocessSpec:
         rgb = np.random.default_rng(seed).integers(0, 256, (batch, self.size, self.size, 3), dtype=np.uint8)
         return normalize(rgb, self)
 
-    def region(self, rgb: np.ndarray, region: Optional["Geometry"] = None) -> "Geometry":
-        """What the model sees of a picture: ``region`` (e.g. a detected face) or the centre crop."""
+    def square(self, rgb: np.ndarray, square: Optional["InputSquare"] = None) -> "InputSquare":
+        """What the model sees of a picture: ``square`` (e.g. a detected face) or the centre crop."""
         h, w = rgb.shape[:2]
-        r = region or centre_region(h, w, self)
-        return Geometry(r.x0, r.y0, r.w, r.h, w, h, r.angle)
+        r = square or centre_square(h, w, self)
+        return InputSquare(r.x0, r.y0, r.w, r.h, w, h, r.angle)
 
-    def apply(self, rgb: np.ndarray, region: Optional["Geometry"] = None) -> np.ndarray:
-        """THE preprocessing: uint8 RGB (H, W, 3) -> float32 (3, S, S), cropped to ``region``
+    def apply(self, rgb: np.ndarray, square: Optional["InputSquare"] = None) -> np.ndarray:
+        """THE preprocessing: uint8 RGB (H, W, 3) -> float32 (3, S, S), cropped to ``square``
         (default: the centre crop), resized (Pillow bilinear) and normalised."""
         if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3):
             rgb = to_rgb(rgb)
-        return normalize(warp_region(rgb, self.region(rgb, region), self.size), self)
+        return normalize(warp_square(rgb, self.square(rgb, square), self.size), self)
 
-    def aligned_region(self, left_eye, right_eye, image_w: int = 0, image_h: int = 0) -> "Geometry":
+    def aligned_square(self, left_eye, right_eye, image_w: int = 0, image_h: int = 0) -> "InputSquare":
         """The square that puts these eye centres (picture pixels; left = the picture's left) on the template,
         rotated so that the eyes are level."""
         lx, ly, rx, ry = self.eyes
@@ -102,12 +102,12 @@ class PreprocessSpec:
         ux, uy = np.array([np.cos(angle), np.sin(angle)]), np.array([-np.sin(angle), np.cos(angle)])
         mid = (le + re_) / 2
         centre = mid - side * (((lx + rx) / 2 - 0.5) * ux + ((ly + ry) / 2 - 0.5) * uy)
-        return Geometry(centre[0] - side / 2, centre[1] - side / 2, side, side, image_w, image_h, angle)
+        return InputSquare(centre[0] - side / 2, centre[1] - side / 2, side, side, image_w, image_h, angle)
 
 
 @dataclass(frozen=True)
-class Geometry:
-    """Which region of the original picture (pixels) the model input shows: the box x0, y0, w, h turned
+class InputSquare:
+    """Which square of the original picture (pixels) the model input shows: the box x0, y0, w, h turned
     by ``angle`` (radians, from the picture's x axis towards its y axis) about its centre."""
 
     x0: float
@@ -136,48 +136,48 @@ class Geometry:
 
     def to_pixels(self, boxes01: np.ndarray) -> np.ndarray:
         """Boxes (..., 4) as x1,y1,x2,y2 fractions of the model input -> picture pixels (for a turned
-        region: the upright box around each turned box; ``to_quads`` gives the corners)."""
+        square: the upright box around each turned box; ``to_quads`` gives the corners)."""
         q = self.to_quads(boxes01)
         return np.concatenate([q.min(axis=-2), q.max(axis=-2)], axis=-1)
 
     def box(self) -> Tuple[float, float, float, float]:
-        """The upright box around the region, in picture pixels."""
+        """The upright box around the square, in picture pixels."""
         return tuple(float(v) for v in self.to_pixels(np.array([0.0, 0.0, 1.0, 1.0])))
 
 
-def centre_region(h: int, w: int, spec: PreprocessSpec) -> Geometry:
+def centre_square(h: int, w: int, spec: PreprocessSpec) -> InputSquare:
     side = min(h, w) * spec.crop_fraction
-    return Geometry((w - side) / 2.0, (h - side) / 2.0, side, side, w, h)
+    return InputSquare((w - side) / 2.0, (h - side) / 2.0, side, side, w, h)
 
 
-def resize_region(img: np.ndarray, region: Geometry, size: int) -> np.ndarray:
-    """Crop ``region`` (float pixel box) of a uint8 RGB image and resize it to size x size."""
+def resize_square(img: np.ndarray, square: InputSquare, size: int) -> np.ndarray:
+    """Crop ``square`` (float pixel box) of a uint8 RGB image and resize it to size x size."""
     Image, _ = _pil()
     h, w = img.shape[:2]
-    if region.x0 == 0 and region.y0 == 0 and region.w == w == size and region.h == h == size:
+    if square.x0 == 0 and square.y0 == 0 and square.w == w == size and square.h == h == size:
         return img
     im = Image.fromarray(img)
-    out = im.resize((size, size), Image.BILINEAR, box=region.box())
+    out = im.resize((size, size), Image.BILINEAR, box=square.box())
     return np.asarray(out)
 
 
-def warp_region(img: np.ndarray, region: Geometry, size: int) -> np.ndarray:
-    """``resize_region`` for a turned region too: one warp from the picture's own pixels. A region much
+def warp_square(img: np.ndarray, square: InputSquare, size: int) -> np.ndarray:
+    """``resize_square`` for a turned square too: one warp from the picture's own pixels. A square much
     larger than the output is first reduced with Pillow's antialiased resize (to about one picture pixel
     per output pixel), then turned with a bilinear affine warp; outside the picture is black."""
     h, w = img.shape[:2]
-    if region.angle == 0 and region.x0 >= 0 and region.y0 >= 0 and region.x0 + region.w <= w \
-            and region.y0 + region.h <= h:
-        return resize_region(img, region, size)
+    if square.angle == 0 and square.x0 >= 0 and square.y0 >= 0 and square.x0 + square.w <= w \
+            and square.y0 + square.h <= h:
+        return resize_square(img, square, size)
     Image, _ = _pil()
-    k = region.w / size  # picture pixels per output pixel
-    corners = region.to_quads(np.array([0.0, 0.0, 1.0, 1.0]))
+    k = square.w / size  # picture pixels per output pixel
+    corners = square.to_quads(np.array([0.0, 0.0, 1.0, 1.0]))
     bx0, by0 = np.floor(np.clip(corners.min(0), 0, [w, h])).astype(int)
     bx1, by1 = np.ceil(np.clip(corners.max(0), 0, [w, h])).astype(int)
     im = Image.fromarray(img)
     if bx1 - bx0 < 1 or by1 - by0 < 1:  # entirely outside the picture
         return np.zeros((size, size, 3), np.uint8)
-    if k > 1:  # reduce the part of the picture the region covers, antialiased
+    if k > 1:  # reduce the part of the picture the square covers, antialiased
         sw, sh = max(1, round((bx1 - bx0) / k)), max(1, round((by1 - by0) / k))
         im = im.resize((sw, sh), Image.BILINEAR, box=(bx0, by0, bx1, by1))
         fx, fy = (bx1 - bx0) / sw, (by1 - by0) / sh
@@ -186,13 +186,13 @@ def warp_region(img: np.ndarray, region: Geometry, size: int) -> np.ndarray:
         fx = fy = 1.0
     # output pixel centre (u + .5, v + .5) -> picture point -> reduced-image coordinates (Pillow samples at
     # the coefficients applied to pixel centres)
-    c, s = np.cos(region.angle), np.sin(region.angle)
-    cx, cy = region.x0 + region.w / 2, region.y0 + region.h / 2
-    sx, sy = region.w / size, region.h / size
+    c, s = np.cos(square.angle), np.sin(square.angle)
+    cx, cy = square.x0 + square.w / 2, square.y0 + square.h / 2
+    sx, sy = square.w / size, square.h / size
     a, b = c * sx / fx, -s * sy / fy
     d, e = s * sx / fx, c * sy / fy
-    c0 = (cx - bx0 - (c * region.w - s * region.h) / 2) / fx
-    f0 = (cy - by0 - (s * region.w + c * region.h) / 2) / fy
+    c0 = (cx - bx0 - (c * square.w - s * square.h) / 2) / fx
+    f0 = (cy - by0 - (s * square.w + c * square.h) / 2) / fy
     out = im.transform((size, size), Image.AFFINE, (a, b, c0, d, e, f0), resample=Image.BILINEAR)
     return np.asarray(out)
 

@@ -3,7 +3,7 @@
 
     python benchmarks/detail_cost.py [--iters 200]
 
-The model's one input is the face at img_size x detail_scale; this times the shared preprocessing
+The model's one input is the face at global_size x detail_scale; this times the shared preprocessing
 (``PreprocessSpec.apply``: crop, Pillow resize, normalise) of photos of a few sizes to each input
 side, and prints a table with the CPU it ran on. Compare the rows of one run, not across machines.
 """

@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alage_edge.faces import DETECTORS, eye_centres, find_faces, finder  # noqa: E402
-from alage_edge.preprocess import PreprocessSpec, warp_region  # noqa: E402
+from alage_edge.preprocess import PreprocessSpec, warp_square  # noqa: E402
 from alage_edge.system import cpu_flags, cpu_name  # noqa: E402
 from alage_edge.table import table  # noqa: E402
 from tests.fixtures import group_picture, score_detections  # noqa: E402
@@ -31,7 +31,7 @@ def alignment_errors(pictures, spec: PreprocessSpec):
     px, deg = [], []
     for img, _ in pictures:
         for _, region in find_faces(img, spec):
-            again = finder("hog").find(warp_region(img, region, spec.size))
+            again = finder("hog").find(warp_square(img, region, spec.size))
             if again:
                 left, right = eye_centres(again[0].landmarks)
                 px.append(np.hypot(*(np.stack([left, right]) - want).T).max())

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """GPU host check, under 4 minutes: proves the CUDA paths on their first real run.
 
-    python benchmarks/gpu_check.py [--out DIR] [--bundle BUNDLE] [--img-size 224] [--dry-run]
+    python benchmarks/gpu_check.py [--out DIR] [--bundle BUNDLE] [--global-size 224] [--dry-run]
 
 Needs only what a bare CUDA host with torch has (torch with CUDA, numpy, onnx, onnxruntime,
 cuda.bindings; no OpenVINO, no network). It builds its own small bundle (ONNX + checkpoint) in a
@@ -116,10 +116,10 @@ def make_bundles(work: Path, size: int, user_bundle) -> dict:
         shutil.copytree(user_bundle, out["al_resnet18"])
     else:
         torch.manual_seed(0)
-        export_bundle(build_model("al_resnet18", img_size=size), work / "al_resnet18")
+        export_bundle(build_model("al_resnet18", global_size=size, crop_size=size // 2), work / "al_resnet18")
         out["al_resnet18"] = work / "al_resnet18"
     torch.manual_seed(0)
-    model, b = build_model("al_resnet34", img_size=size), work / "al_resnet34"
+    model, b = build_model("al_resnet34", global_size=size, crop_size=size // 2), work / "al_resnet34"
     b.mkdir()
     save_checkpoint(b / "model.pt", model)
     man = BundleWriter.create(b, model.cfg.to_dict(), model.cfg.preprocess, stream_io(model))
@@ -148,7 +148,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=None, help="folder for gpu_check.json/.md (default: a temp folder)")
     p.add_argument("--bundle", default=None, help="a bundle to check (copied, never written to)")
-    p.add_argument("--img-size", type=int, default=224)
+    p.add_argument("--global-size", type=int, default=224)
     p.add_argument("--dry-run", action="store_true", help="everything up to the first CUDA call (CPU)")
     args = p.parse_args(argv)
     out = Path(args.out or tempfile.mkdtemp(prefix="gpu_check-"))
@@ -170,7 +170,7 @@ def main(argv=None) -> int:
             state["gpus"] = raw[1] if int(raw[0]) == 0 else 0
         except ImportError as e:
             rep.row("environment", "cuda-python", str(e), ok=False)
-        state["bundles"] = make_bundles(work, args.img_size, args.bundle)
+        state["bundles"] = make_bundles(work, args.global_size, args.bundle)
         rep.row("environment", "bundles", ", ".join(f"{k}: {sorted(f.name for f in b.iterdir())}"
                                                    for k, b in state["bundles"].items()))
         if args.dry_run:

@@ -10,6 +10,7 @@ from alage_edge.argtypes import json_object, non_negative_float, non_negative_in
 from alage_edge.serving.repository import PLATFORMS
 
 from .int8_scope import INT8_SCOPES
+from .trtcheck import TARGETS
 
 
 def export_main(argv: Optional[List[str]] = None) -> int:
@@ -26,7 +27,7 @@ def export_main(argv: Optional[List[str]] = None) -> int:
     src.add_argument("--arch", help="a registered model name, built with random weights (see --list)")
     src.add_argument("--list", action="store_true", help="list the registered models and exit")
     p.add_argument("--head", choices=["dex", "groups"], default="dex", help="with --arch: the head (default dex)")
-    p.add_argument("--img-size", type=positive_int, default=None, help="with --arch: the global size S (default 224); the model reads the face at S x detail_scale")
+    p.add_argument("--global-size", type=positive_int, default=None, help="with --arch: the global size S (default 224); the model reads the face at S x detail_scale")
     p.add_argument("--config", type=json_object, default=None,
                    help='with --arch: more model options as JSON, e.g. \'{"width": 32, "steps": 3}\'')
     p.add_argument("--out", type=Path, required=False, help="bundle folder to write")
@@ -45,8 +46,8 @@ def export_main(argv: Optional[List[str]] = None) -> int:
         model = load_checkpoint(args.checkpoint)
     else:
         cfg = dict(args.config or {})
-        if args.img_size:
-            cfg["img_size"] = args.img_size
+        if args.global_size:
+            cfg["global_size"] = args.global_size
         model = build_model(args.arch, head=args.head, **cfg)
     man = export_bundle(model, args.out, opset=args.opset, checkpoint=args.checkpoint)
     rows = [(rel, f"{e['bytes'] / 1e6:.2f} MB") for rel, e in man.data["files"].items()]
@@ -95,6 +96,13 @@ def _triton(p: argparse.ArgumentParser, args, given: dict) -> int:
     return 0
 
 
+def converted_precisions() -> List[str]:
+    """The precisions some format's builder writes (the one table: ``formats.FORMATS``)."""
+    from alage_edge.formats import FORMATS, PRECISIONS
+
+    return [p for p in PRECISIONS if any(p in f.precisions for f in FORMATS.values() if f.builder)]
+
+
 def convert_main(argv: Optional[List[str]] = None) -> int:
     from alage_edge.formats import FORMATS
 
@@ -117,7 +125,7 @@ def convert_main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("bundle", help="bundle folder with manifest.json")
     p.add_argument("--to", required=True, choices=[f.name for f in FORMATS.values() if f.builder] + ["triton"],
                    help="an artifact format, or triton: a Triton model repository written beside the bundle")
-    p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default=None,
+    p.add_argument("--precision", choices=converted_precisions(), default=None,
                    help="default: fp32 (int8 for qdq)")
     p.add_argument("--no-progress", action="store_true")
     # format options: default None, so that one given to a format it does not apply to is an error
@@ -189,7 +197,7 @@ def check_main(argv: Optional[List[str]] = None) -> int:
                "  alage-edge check bundle/ --target tensorrt-11 --graph other.onnx",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle", nargs="?", help="bundle folder")
-    p.add_argument("--target", choices=["tensorrt", "tensorrt-10", "tensorrt-11"], default="tensorrt-10")
+    p.add_argument("--target", choices=TARGETS, default="tensorrt-10")
     p.add_argument("--graph", action="append", default=None, help="check these ONNX files instead of a bundle")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)

@@ -1,10 +1,13 @@
 """Which parts of the exported graphs may go to INT8 (one rule, used by every quantiser).
 
 Quantise the global stream and the local CNN's convolutions; keep the
-attention glue float: LSTM gate MatMuls, the box squash, the grid MatMul, the
-sampler and the heads. TensorRT has no INT8 for those, and quantising them
-moved ages the most in a trial here. In the exported attention graph the local
-CNN's nodes are named ``/stream/local/...`` (the module path).
+attention glue float: the selector (navigator convolutions, LSTM gate MatMuls,
+anchor scores), the box squash, the grid MatMul, the sampler and the heads.
+TensorRT has no INT8 for most of those, a quantised score can change which
+glimpse is read, and quantising them moved ages the most in a trial here. In
+the exported attention graph the local CNN's nodes are named
+``/stream/local/...`` and the selector's ``/stream/navigator/...`` and
+``/stream/summary`` (the module paths).
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ DEFAULT_INT8_SCOPE = "global"
 
 # OpenVINO op types NNCF must leave alone in the attention graph (glue and residual adds).
 OV_GLUE_TYPES = ["MatMul", "Add", "Multiply", "Subtract", "Divide", "GridSample", "Concat", "Sigmoid", "Tanh",
-                 "Softmax", "Log", "Exp", "ReduceMean"]
+                 "Softmax", "Log", "Exp", "ReduceMean", "Maximum"]  # Maximum: the selector's overlap mask
 
 
 def check_int8_scope(scope: str) -> str:
@@ -34,7 +37,22 @@ def is_local_cnn(name: str) -> bool:
     return name.startswith(LOCAL_CNN_PREFIX) or name.startswith(LOCAL_CNN_PREFIX.lstrip("/"))
 
 
-DOWNSAMPLE = "downsample"  # the global stream's fixed 2x downsample (model/alnet.py: Downsample2x)
+SELECTOR_MODULES = ("navigator", "summary")  # model/anchors.py: AnchorAttention's choosing convolutions
+SELECTOR_PATTERNS = [f".*{m}.*" for m in SELECTOR_MODULES]  # NNCF ignored-scope patterns
+
+
+def is_selector(name: str) -> bool:
+    return any(f"/{m}" in name or f".{m}" in name or name.startswith(m) for m in SELECTOR_MODULES)
+
+
+def float_convs(model) -> list:
+    """The convolutions every INT8 path keeps float: those that read pixels (``stem_convs``) and the
+    selector's, whose scores choose what is read."""
+    return stem_convs(model) + [n.name for n in model.graph.node if n.op_type == "Conv" and is_selector(n.name)]
+
+
+DOWNSAMPLE = "downsample"
+PIXEL_MOVES = ("Slice", "Flatten", "Reshape", "GatherElements")  # ops that move pixels without arithmetic  # the global stream's fixed 2x downsample (model/alnet.py: Downsample2x)
 
 
 def stem_convs(model) -> list:
@@ -48,7 +66,7 @@ def stem_convs(model) -> list:
     for n in model.graph.node:  # topological order: the downsample's output is pixels for the stem after it
         if n.op_type == "Concat" and all(i in pixels for i in n.input):  # fixed boxes: the T crops in one batch
             pixels |= set(n.output)
-        if n.op_type == "Slice" and n.input[0] in pixels:  # exact crops: slices of the detail image
+        if n.op_type in PIXEL_MOVES and n.input[0] in pixels:  # exact crops: slices or gathers of the image
             pixels |= set(n.output)
         if n.op_type == "Conv" and n.input[0] in pixels:
             out.append(n.name)

@@ -28,7 +28,7 @@ from alage_edge.system import package_versions
 
 from .bundle import updating
 from .calibration import CalibrationSet
-from .int8_scope import DEFAULT_INT8_SCOPE, DOWNSAMPLE, OV_GLUE_TYPES, check_int8_scope
+from .int8_scope import DEFAULT_INT8_SCOPE, DOWNSAMPLE, OV_GLUE_TYPES, SELECTOR_PATTERNS, check_int8_scope, is_selector
 
 
 def _save(model, path: Path, compress: bool) -> List[str]:
@@ -72,10 +72,11 @@ def ignored_scope(model, stream: str, scope: str):
         return nncf.IgnoredScope(patterns=fixed, validate=False)
     if stream == "attention":
         return nncf.IgnoredScope(types=OV_GLUE_TYPES if scope == "global+local" else None,
-                                 patterns=fixed + ([] if scope == "global+local" else [".*"]), validate=False)
+                                 patterns=fixed + (SELECTOR_PATTERNS if scope == "global+local" else [".*"]),
+                                 validate=False)
     att = [op.get_friendly_name() for op in model.get_ordered_ops()
            if "attention_stream" in op.get_friendly_name()
-           and (scope == "global" or op.get_type_name() in OV_GLUE_TYPES)]
+           and (scope == "global" or op.get_type_name() in OV_GLUE_TYPES or is_selector(op.get_friendly_name()))]
     return nncf.IgnoredScope(names=att, patterns=fixed, validate=False)
 
 

@@ -24,7 +24,7 @@ from alage_edge.system import package_versions
 
 from .bundle import updating
 from .calibration import CalibrationSet
-from .int8_scope import DEFAULT_INT8_SCOPE, QUANTIZED_OPS, check_int8_scope, stem_convs
+from .int8_scope import DEFAULT_INT8_SCOPE, QUANTIZED_OPS, check_int8_scope, float_convs
 
 METHODS = ("minmax", "entropy", "percentile", "modelopt")
 
@@ -48,7 +48,7 @@ def _ort_quantize(src: Path, dst: Path, calib: CalibrationSet, stream: str, meth
         batch = 8 if method == "minmax" else 1
         quantize_static(str(pre), str(dst), calib.ort_reader(stream, batch_size=batch), quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=list(QUANTIZED_OPS), per_channel=True,
-                        nodes_to_exclude=stem_convs(onnx.load(str(pre))),
+                        nodes_to_exclude=float_convs(onnx.load(str(pre))),
                         activation_type=QuantType.QUInt8 if variant == QDQ_U8 else QuantType.QInt8,
                         weight_type=QuantType.QInt8, calibrate_method=cm,
                         extra_options={"ActivationSymmetric": variant != QDQ_U8, "WeightSymmetric": True,
@@ -112,7 +112,7 @@ def _build_variant(bundle, man: Manifest, streams, calib: CalibrationSet, varian
     info = {"tools": {k: versions.get(k) for k in ("onnxruntime", "onnx")},
             "calibration": {**calib.describe(), "method": method, "scope": int8_scope, "activations": act,
                             "weights": "int8 symmetric per channel", "op_types": list(QUANTIZED_OPS),
-                            "float": "the stem convolutions that read pixels, and the attention glue"},
+                            "float": "the stem convolutions that read pixels, the selector and the attention glue"},
             "variant": variant, "quantized_streams": quantized, "seconds": round(time.perf_counter() - t0, 2)}
     art = Artifact("qdq", "int8", files, info)
     with updating(bundle) as m:

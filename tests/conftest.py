@@ -9,7 +9,8 @@ import pytest
 os.environ.setdefault("ALAGE_PROGRESS", "0")
 
 # A compact configuration: every stage's code path, a fraction of the compute.
-TINY = dict(img_size=64, width=8, local_width=8, crop_size=32, hidden=32)
+TINY = dict(global_size=64, width=8, local_width=8, crop_size=32, hidden=32)
+BOXES = dict(TINY, selector="boxes")  # the box regression through a bilinear crop (older bundles)
 
 
 def torch_or_skip():
@@ -70,9 +71,9 @@ def logits_close(a: np.ndarray, b: np.ndarray, atol: float, rtol: float) -> bool
 
 # Trained long enough that INT8 is judged on realistic weights (random or barely trained weights make
 # INT8 look far worse than it is), small enough to build in about a minute.
-BUNDLE_LAYOUT = 5  # bump when what export/convert write changes (3: detail image input, synth v4; 4: fused OV IR;
-# 5: GFLOPs in the manifest, a fused INT8 IR)
-TRAINED = dict(arch="al_resnet18", model=dict(img_size=64, width=16, local_width=16, crop_size=32, hidden=64),
+BUNDLE_LAYOUT = 7  # bump when what export/convert write changes (3: detail image input, synth v4; 4: fused OV IR;
+# 5: GFLOPs in the manifest, a fused INT8 IR; 6: the LSTM anchor selector by default, global_size; 7: its LSTM reads the map)
+TRAINED = dict(arch="al_resnet18", model=dict(global_size=64, width=16, local_width=16, crop_size=32, hidden=64),
                data="synth:n=1536,n_val=64,n_test=64,seed=5", epochs=(8, 1, 1), batch_size=32, optimizer="adamw",
                lr=2e-3, l1=0.05, joint_lr_scale=0.3, seed=0)
 
@@ -99,7 +100,8 @@ def trained_bundle(request, tmp_path_factory):
 
         if bundle.exists():
             shutil.rmtree(bundle)
-        train(TrainConfig(out=str(root / "run"), progress=False, cache=str(root / "cache"), **TRAINED))
+        # resume: a session killed while training this picks up where it stopped (same config, same key)
+        train(TrainConfig(out=str(root / "run"), progress=False, cache=str(root / "cache"), resume=True, **TRAINED))
         ckpt = root / "run" / "best.pt"
         export_bundle(load_checkpoint(ckpt), bundle, checkpoint=ckpt)
         import importlib.util

@@ -98,7 +98,7 @@ def write_onnx_bundle(out) -> Path:
           "fused": {"file": "alnet.onnx", "inputs": image,
                     "outputs": {"global_logits": [-1, K], "boxes": [-1, T, 4], "local_logits": [-1, K],
                                 "fused_logits": [-1, K]}}}
-    model = {"arch": "onnx_fixture", "attention": True, "head": "dex", "img_size": S // 2, "detail_scale": 2,
+    model = {"arch": "onnx_fixture", "attention": True, "head": "dex", "global_size": S // 2, "detail_scale": 2,
              "steps": T, "crop_size": CROP, "exact_crops": True}
     m = BundleWriter.create(out, model, PreprocessSpec(size=S), io, opset=17,
                             training_data={"data": "none: random fixed weights (test fixture)", "real_faces": None},

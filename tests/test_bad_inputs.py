@@ -292,10 +292,10 @@ def test_a_checkpoint_of_another_model_is_refused(tiny_bundle, tmp_path):
     b = tmp_path / "b"
     shutil.copytree(tiny_bundle, b)
     torch.manual_seed(0)
-    save_checkpoint(b / "model.pt", build_model("al_resnet18", img_size=32, width=8, local_width=8, crop_size=16,
+    save_checkpoint(b / "model.pt", build_model("al_resnet18", global_size=32, width=8, local_width=8, crop_size=16,
                                                hidden=32))
     _rehash(b, "model.pt")
-    with pytest.raises(BackendError, match="checkpoint's img_size is 32"):
+    with pytest.raises(BackendError, match="checkpoint's global_size is 32"):
         AgeEstimator.load(b, backend="torch")
 
 
@@ -609,7 +609,7 @@ def test_bad_checkpoints_are_refused_and_never_run_code(tiny_bundle, tmp_path, k
 
         (b / "model.pt").write_bytes(pickle.dumps({"state_dict": Evil()}))
     elif kind == "truncated":
-        m = build_model("al_resnet18", img_size=64, width=8, local_width=8, crop_size=32, hidden=32)
+        m = build_model("al_resnet18", global_size=64, width=8, local_width=8, crop_size=32, hidden=32)
         save_checkpoint(b / "model.pt", m)
         (b / "model.pt").write_bytes((b / "model.pt").read_bytes()[:500])
     elif kind == "empty":
@@ -617,7 +617,7 @@ def test_bad_checkpoints_are_refused_and_never_run_code(tiny_bundle, tmp_path, k
     elif kind == "a text file":
         (b / "model.pt").write_text("not a checkpoint")
     else:
-        torch.save(build_model("al_resnet18", img_size=64, width=8, local_width=8, crop_size=32,
+        torch.save(build_model("al_resnet18", global_size=64, width=8, local_width=8, crop_size=32,
                                hidden=32).state_dict(), b / "model.pt")
     _rehash(b, "model.pt")
     from alage_edge.model.checkpoint import CheckpointError
@@ -651,7 +651,7 @@ CLI_BAD = [  # (argv, text the error must contain); each exits 2 before any work
     *[(["convert", "b/", "--to", "triton", flag, v], flag) for flag in ("--max-batch", "--instances")
       for v in ("0", "-1")],
     (["convert", "b/", "--to", "triton", "--max-delay-us", "-1"], "--max-delay-us"),
-    (["export", "--arch", "al_resnet18", "--img-size", "0", "--out", "x"], "--img-size"),
+    (["export", "--arch", "al_resnet18", "--global-size", "0", "--out", "x"], "--global-size"),
     (["export", "--arch", "al_resnet18", "--opset", "20", "--out", "x"], "--opset"),
     *[(["train", flag, v], flag) for flag in ("--batch-size", "--jobs") for v in ("0", "-4", "x")],
     *[(["train", flag, v], flag) for flag in ("--lr",) for v in ("0", "-1", "nan", "inf", "x")],

@@ -169,12 +169,12 @@ def test_training_augmentation_moves_whole_pixels_of_the_runtime_preprocessing()
     without colour jitter, an augmented face is the preprocessed face moved by whole pixels (maybe flipped)."""
     pytest.importorskip("torch")
     from alage_edge.data import open_dataset
-    from alage_edge.preprocess import PreprocessSpec, warp_region
+    from alage_edge.preprocess import PreprocessSpec, warp_square
     from alage_edge.train.dataset import augment
 
     spec = PreprocessSpec(size=64, crop_fraction=0.9)
     img = open_dataset("synth:n=8,n_test=4,seed=3", split="test", size=80).image(0)
-    ref = warp_region(img, spec.region(img), spec.size)
+    ref = warp_square(img, spec.square(img), spec.size)
     m = round(0.06 * spec.size)
     moves = set()
     for k in range(12):

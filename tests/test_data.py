@@ -145,6 +145,30 @@ def test_synth_boxes_follow_the_pose():
     assert np.std([b[0, 0] for b in moved]) > 0.01  # pose moves the regions
 
 
+def test_synth_v5_moves_the_regions_per_face_and_keeps_the_rest_of_v4():
+    """v5 is the v4 face with its parts moved (shape, yaw, alignment error): deterministic per (seed, index),
+    the same age, regions that move relative to the pose, and the age cue still inside its regions."""
+    v4, v5 = render(2, 7, 96, version=4), render(2, 7, 96, version=5)
+    assert v4.age == v5.age and not np.array_equal(v4.boxes, v5.boxes)
+    again = render(2, 7, 96, version=5)
+    assert np.array_equal(again.image, v5.image) and np.array_equal(again.boxes, v5.boxes)
+    upright = [render(0, i, 64, pose=0.0, version=5).boxes for i in range(12)]
+    assert np.std([b[:, 0] for b in upright], axis=0).min() > 0.01  # even an upright face moves its parts
+    young, old = render(11, 3, 128, pose=0.0, age=5, version=5), render(11, 3, 128, pose=0.0, age=90, version=5)
+    diff = np.abs(old.image.astype(float) - young.image.astype(float)).mean(axis=2)
+    inside = np.zeros_like(diff, bool)
+    for x1, y1, x2, y2 in (young.boxes * 128).astype(int):
+        inside[y1:y2, x1:x2] = True
+    chin = diff[int(0.78 * 128):int(0.84 * 128), int(0.4 * 128):int(0.6 * 128)]
+    assert diff[inside].mean() > 5 * max(chin.mean(), 0.05)
+    ds = SynthFaces(4, seed=2, size=64, version=5)
+    assert "version=5" in ds.name and np.array_equal(ds.image(1), render(2, 1, 64, version=5).image)
+    with pytest.raises(ValueError, match="synth version must be one of"):
+        SynthFaces(4, version=6)
+    with pytest.raises(DataError, match="synth version must be 4 or 5"):
+        open_splits("synth:version=3")
+
+
 def test_synth_age_lives_in_the_regions():
     """The same face drawn young and old differs inside the age regions, not on the chin."""
     ratios = []

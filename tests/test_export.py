@@ -41,15 +41,21 @@ def _inputs(batch: int, kind: str) -> np.ndarray:
     return normalize(np.stack(imgs), spec)
 
 
-LEARNED_BOXES = ("al_resnet34", "al_resnet50", "al_ror18")  # the others keep the fresh (fixed) boxes
+LEARNED_BOXES = ("al_resnet34", "al_ror18")  # box regression with random box weights: the recurrent graph
+SELECTOR = {"al_resnet18": "lstm", "al_ror34": "lstm", "al_resnet50": "static"}  # the others: box regression
+FEEDBACK = {"al_ror34": "local"}  # the paper's loop on one of the LSTM rows
 
 
 @pytest.fixture(scope="module", params=ATTENTION_MODELS)
 def exported(request, tmp_path_factory):
-    """Fixed boxes (zero box weights, as built): no LSTM, one local CNN pass over the T x B crops;
-    learned boxes (random box weights): the recurrent graph."""
+    """The anchor selectors (lstm: the LSTM and an ArgMax per step; static: constant slices) and the box
+    regression of older bundles: fixed boxes (zero box weights, as built): no LSTM, one local CNN pass over
+    the T x B crops; learned boxes (random box weights): the recurrent graph."""
     torch.manual_seed(0)
-    kw = dict(TINY, fusion="mean") if request.param == "al_ror18" else dict(TINY)
+    kw = dict(TINY, fusion="mean") if request.param in ("al_ror18", "al_ror34") else dict(TINY)
+    kw["selector"] = SELECTOR.get(request.param, "boxes")
+    if request.param in FEEDBACK:
+        kw["feedback"] = FEEDBACK[request.param]
     if request.param.endswith("-exact"):  # exact crops: five slices of the detail image, no sampler
         kw.update(exact_crops=True, steps=5)
     model = build_model(request.param.replace("-exact", ""), **kw).eval()
@@ -57,6 +63,9 @@ def exported(request, tmp_path_factory):
         with torch.no_grad():
             for layer in model.attention_stream.box_layers:
                 layer.weight.normal_(0, 0.5)
+    if kw["selector"] != "boxes":  # a trained selector prefers some anchors
+        with torch.no_grad():
+            model.attention_stream.prior.normal_(0, 0.5)
     out = tmp_path_factory.mktemp(request.param)
     export_bundle(model, out)
     return model, out
@@ -98,15 +107,24 @@ def test_graph_structure_and_manifest(exported):
         assert [o.version for o in m.opset_import if o.domain in ("", "ai.onnx")] == [17]
         for v in list(m.graph.input) + list(m.graph.output):
             assert v.type.tensor_type.shape.dim[0].dim_param == "batch"
-        if name != "global.onnx" and model.cfg.exact_crops:
+        if name == "global.onnx":
+            continue
+        lstm = [n.name for n in m.graph.node if "/lstm" in n.name]
+        local_stems = [c for c in stem_convs(m) if "local/" in c]
+        if model.cfg.selector == "lstm":  # T steps: the LSTM scores anchors, ArgMax picks, GatherElements cuts
+            assert {"ArgMax", "GatherElements"} <= ops and "GridSample" not in ops
+            # feedback "map": the T glimpses read in one local CNN call; "local": one call per step
+            assert lstm and len(local_stems) == (1 if model.cfg.feedback == "map" else model.cfg.steps)
+        elif model.cfg.selector == "static":  # constant anchors: T slices, one local CNN pass, no LSTM
+            assert "GridSample" not in ops and "ArgMax" not in ops and "Slice" in ops
+            assert not lstm and len(local_stems) == 1
+        elif model.cfg.exact_crops:
             assert "GridSample" not in ops and "Slice" in ops
-        elif name != "global.onnx":
+        else:
             assert "GridSample" in ops and "MatMul" in ops
             gs = next(n for n in m.graph.node if n.op_type == "GridSample")
             attrs = {a.name: a for a in gs.attribute}
             assert attrs["mode"].s == b"bilinear" and attrs["align_corners"].i == 0
-            lstm = [n.name for n in m.graph.node if "/lstm" in n.name]
-            local_stems = [c for c in stem_convs(m) if "local/" in c]
             if model.cfg.arch in LEARNED_BOXES:  # T local CNN passes, each reading its own crop
                 assert lstm and len(local_stems) == model.cfg.steps
             else:  # the boxes are constants: no LSTM, one local CNN pass over the concatenated crops

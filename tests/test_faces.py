@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
-from alage_edge.preprocess import Geometry, PreprocessSpec, resize_region, warp_region
+from alage_edge.preprocess import InputSquare, PreprocessSpec, resize_square, warp_square
 from tests.fixtures import group_picture, score_detections
 
 pytest.importorskip("skimage")
@@ -45,7 +45,7 @@ def test_aligned_eyes_are_level_and_on_the_template(pictures):
     for img, _ in pictures:
         for face, region in faces.find_faces(img, SPEC):
             assert face.aligned and face.landmarks.shape == (5, 2)
-            again = faces.finder("hog").find(warp_region(img, region, SPEC.size))
+            again = faces.finder("hog").find(warp_square(img, region, SPEC.size))
             assert again, "the aligned crop lost its face"
             left, right = faces.eye_centres(again[0].landmarks)
             worst_px = max(worst_px, *np.hypot(*(np.stack([left, right]) - want).T))
@@ -57,10 +57,10 @@ def test_aligned_eyes_are_level_and_on_the_template(pictures):
 
 def test_the_aligned_region_puts_the_eyes_on_the_template():
     left, right = np.array([100.0, 220.0]), np.array([180.0, 160.0])  # a head turned by -36.9 degrees
-    g = SPEC.aligned_region(left, right, 400, 400)
+    g = SPEC.aligned_square(left, right, 400, 400)
     np.testing.assert_allclose(g.point(np.array(SPEC.eyes).reshape(2, 2)), [left, right], atol=1e-9)
     assert np.isclose(np.degrees(g.angle), -36.87, atol=0.01) and np.isclose(g.w, 100 / 0.28)
-    upright = Geometry(40.0, 30.0, 150.0, 150.0, 300, 300)
+    upright = InputSquare(40.0, 30.0, 150.0, 150.0, 300, 300)
     np.testing.assert_allclose(upright.to_pixels(np.array([0.1, 0.2, 0.5, 0.6])), [55, 60, 115, 120])
 
 
@@ -68,9 +68,9 @@ def test_a_turned_warp_of_an_upright_region_is_the_plain_resize():
     from skimage import data
 
     img = data.astronaut()
-    for g, size in [(Geometry(150.0, 60.0, 140.0, 140.0, 512, 512), 224), (Geometry(100, 40, 300, 300, 512, 512), 64)]:
-        turned = Geometry(g.x0, g.y0, g.w, g.h, 512, 512, 1e-12)
-        diff = np.abs(warp_region(img, turned, size).astype(float) - resize_region(img, g, size).astype(float))
+    for g, size in [(InputSquare(150.0, 60.0, 140.0, 140.0, 512, 512), 224), (InputSquare(100, 40, 300, 300, 512, 512), 64)]:
+        turned = InputSquare(g.x0, g.y0, g.w, g.h, 512, 512, 1e-12)
+        diff = np.abs(warp_square(img, turned, size).astype(float) - resize_square(img, g, size).astype(float))
         assert diff.mean() < 4, diff.mean()  # the turned path reduces first, then warps: close, not equal
 
 
@@ -149,6 +149,27 @@ def test_labels_stay_inside_and_do_not_overlap():
         for b in placed[i + 1:]:
             assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
     assert placed[0][3] - placed[0][1] > 40  # the font scaled up, not Pillow's 11 px default
+
+
+def test_a_turned_input_square_is_drawn_with_its_turned_attention_boxes():
+    """An aligned (turned) face: the input square is drawn in grey along its corners and the attention boxes
+    turned with it; an upright one draws neither polygon."""
+    from alage_edge.draw import annotate
+    from alage_edge.preprocess import InputSquare
+    from alage_edge.results import AgeResult
+
+    def result(angle):
+        sq = InputSquare(60, 60, 100, 100, 220, 220, angle)
+        boxes = np.array([[0.2, 0.2, 0.4, 0.4]])
+        return AgeResult(age=30.0, std=2.0, distribution=np.zeros(101), group="25-32", group_index=4,
+                         group_probs=np.zeros(8), face_box=np.array(sq.box()), square=sq, boxes=boxes,
+                         attention_boxes=sq.to_pixels(boxes))
+
+    grey = np.array([200, 200, 200])
+    blank = np.zeros((220, 220, 3), np.uint8)
+    turned, upright = annotate(blank, [result(0.3)]), annotate(blank, [result(0.0)])
+    assert (turned == grey).all(axis=2).sum() > 100  # the turned square's outline
+    assert (upright == grey).all(axis=2).sum() == 0
 
 
 def test_training_on_in_the_wild_pictures_aligns_them_like_predict(tmp_path):

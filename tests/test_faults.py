@@ -52,7 +52,7 @@ def test_a_full_disk_while_checkpointing_keeps_the_last_good_checkpoint(tmp_path
     from alage_edge.model import read_checkpoint
     from alage_edge.train.trainer import TrainConfig, train
 
-    cfg = dict(arch="al_resnet18", model=dict(img_size=64, width=8, local_width=8, crop_size=32, hidden=32),
+    cfg = dict(arch="al_resnet18", model=dict(global_size=64, width=8, local_width=8, crop_size=32, hidden=32),
                data="synth:n=64,n_val=16,n_test=16,seed=1", epochs=(2, 0, 0), batch_size=16, progress=False,
                cache=str(tmp_path / "cache"), out=str(tmp_path / "run"))
     real, calls = atomic._fsync_file, []

@@ -14,7 +14,7 @@ def test_gpu_check_dry_run(tiny_bundle, tmp_path):
     pytest.importorskip("torch")
     pytest.importorskip("onnx")
     before = {p.name: p.stat().st_mtime_ns for p in tiny_bundle.iterdir()}
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--dry-run", "--img-size", "64",
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--dry-run", "--global-size", "64",
                         "--bundle", str(tiny_bundle), "--out", str(tmp_path)], capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

@@ -17,7 +17,7 @@ from alage_edge.model import (  # noqa: E402
 from alage_edge.model.resnet import resnet18, resnet34, resnet50  # noqa: E402
 from alage_edge.model.ror import PreActBlock, ror  # noqa: E402
 
-from .conftest import TINY  # noqa: E402
+from .conftest import BOXES, TINY  # noqa: E402
 
 EXPECTED = ["al_resnet18", "al_resnet34", "al_resnet50", "al_ror18", "al_ror34",
             "resnet18", "resnet34", "resnet50", "ror18", "ror34"]
@@ -37,7 +37,7 @@ def test_output_shapes(name, head, classes):
                                         dict(TINY, drop_path=0.2))).eval()
     for b in (1, 3):
         with torch.no_grad():
-            out = m(torch.randn(b, 3, 64, 64))
+            out = m(torch.randn(b, 3, m.cfg.input_size, m.cfg.input_size))
         assert out["global_logits"].shape == (b, classes)
         assert out["fused_logits"].shape == (b, classes)
         if name.startswith("al_"):
@@ -55,16 +55,16 @@ def test_output_shapes(name, head, classes):
 
 def test_default_al_resnet34_at_224():
     m = build_model("al_resnet34").eval()
-    assert m.cfg.img_size == 224 and m.cfg.crop_size == 112 and m.cfg.steps == 3 and m.cfg.hidden == 512
+    assert m.cfg.global_size == 224 and m.cfg.crop_size == 112 and m.cfg.steps == 3 and m.cfg.hidden == 512
     with torch.no_grad():
-        out = m(torch.randn(1, 3, 224, 224))
+        out = m(torch.randn(1, 3, 448, 448))
     assert out["boxes"].shape == (1, 3, 4) and out["fused_logits"].shape == (1, 101)
 
 
 def test_streams_are_usable_on_their_own():
     torch.manual_seed(1)
     m = build_model("al_resnet18", **TINY).eval()
-    x = torch.randn(2, 3, 64, 64)
+    x = torch.randn(2, 3, 128, 128)
     with torch.no_grad():
         g, gl = m.global_stream(x)
         boxes, ll, fused = m.attention_stream(x, g)
@@ -79,13 +79,13 @@ def test_mean_fusion_averages_probabilities():
     torch.manual_seed(2)
     m = build_model("al_resnet18", fusion="mean", **TINY).eval()
     with torch.no_grad():
-        out = m(torch.randn(2, 3, 64, 64))
+        out = m(torch.randn(2, 3, 128, 128))
     expected = 0.5 * (out["global_logits"].softmax(1) + out["local_logits"].softmax(1))
     torch.testing.assert_close(out["fused_logits"].softmax(1), expected, atol=1e-6, rtol=1e-5)
 
 
 def test_initial_boxes_are_distinct_regions():
-    m = build_model("al_resnet18", **TINY).eval()
+    m = build_model("al_resnet18", **BOXES).eval()
     with torch.no_grad():
         boxes = m(torch.randn(4, 3, 64, 64))["boxes"]
     # zero box weights: every image starts from the same spread-out glimpses
@@ -97,7 +97,7 @@ def test_initial_boxes_are_distinct_regions():
 def test_boxes_read_1_to_1_copy_the_pixels():
     """exact_crops: every initial box sits on pixel edges with side crop_size / detail size, so its crop is
     the image's pixels exactly (the fine lines are not blurred by a half-pixel bilinear phase)."""
-    m = build_model("al_resnet18", **dict(TINY, steps=5, crop_size=24, exact_crops=True)).eval()
+    m = build_model("al_resnet18", **dict(BOXES, steps=5, crop_size=24, exact_crops=True)).eval()
     assert m.cfg.s_min == m.cfg.s_max == 24 / 128
     stream, x = m.attention_stream, torch.randn(1, 3, 128, 128)
     with torch.no_grad():
@@ -107,9 +107,9 @@ def test_boxes_read_1_to_1_copy_the_pixels():
             assert torch.allclose(box * 128, torch.round(box * 128), atol=1e-3)
             assert torch.allclose(stream.sampler(x, box)[0], x[0, :, i:i + 24, j:j + 24], atol=1e-3)
     with pytest.raises(ValueError, match="exact_crops sets s_min = s_max"):
-        build_model("al_resnet18", **dict(TINY, crop_size=24, exact_crops=True, s_min=0.1))
+        build_model("al_resnet18", **dict(BOXES, crop_size=24, exact_crops=True, s_min=0.1))
     with pytest.raises(ValueError, match="half the 128 px input"):
-        build_model("al_resnet18", **dict(TINY, crop_size=72, exact_crops=True))
+        build_model("al_resnet18", **dict(BOXES, crop_size=72, exact_crops=True))
 
 
 @pytest.mark.parametrize("batch, exact", [(1, False), (3, False), (3, True)])
@@ -118,7 +118,7 @@ def test_fixed_boxes_take_the_batched_path_with_the_same_outputs(batch, exact):
     equal the recurrent loop's (exact crops: image slices there, the sampler in the loop). Training, or any
     non-zero box weight, keeps the loop."""
     torch.manual_seed(1)
-    m = build_model("al_resnet18", **dict(TINY, exact_crops=exact)).eval()
+    m = build_model("al_resnet18", **dict(BOXES, exact_crops=exact)).eval()
     att = m.attention_stream
     x = torch.randn(batch, 3, 128, 128)
     with torch.no_grad():
@@ -146,7 +146,7 @@ def test_fixed_boxes_take_the_batched_path_with_the_same_outputs(batch, exact):
 
 def test_fixed_box_check_does_not_sync_on_every_call(monkeypatch):
     """The weights are read once; later calls (a CUDA-graph capture among them) reuse the answer."""
-    m = build_model("al_resnet18", **TINY).eval()
+    m = build_model("al_resnet18", **BOXES).eval()
     assert m.attention_stream.boxes_are_fixed()
 
     def no_item(self):
@@ -168,7 +168,7 @@ def _recurrent(att, x, g):
 
 def test_gradients_reach_the_box_layer_through_the_sampler():
     torch.manual_seed(3)
-    m = build_model("al_resnet18", **TINY).train()
+    m = build_model("al_resnet18", **BOXES).train()
     x = torch.randn(2, 3, 64, 64)
     out = m(x)
     loss = out["fused_logits"].logsumexp(1).sum() + out["local_logits"][:, 5].sum()
@@ -297,7 +297,7 @@ def test_checkpoint_round_trip(tmp_path):
     path = save_checkpoint(tmp_path / "c.pt", m, meta={"epoch": 3})
     m2 = load_checkpoint(path)
     assert m2.cfg == m.cfg and m2.checkpoint_meta["epoch"] == 3
-    x = torch.randn(2, 3, 64, 64)
+    x = torch.randn(2, 3, 128, 128)
     with torch.no_grad():
         torch.testing.assert_close(m(x)["fused_logits"], m2(x)["fused_logits"])
     assert not list(tmp_path.glob(".*tmp*")), "no temp file left behind"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from alage_edge import AgeEstimator
-from alage_edge.backends import BackendError, InputError
+from alage_edge.backends import BackendError
 from alage_edge.images import ImageError, load_image
 from alage_edge.manifest import BundleError
 from alage_edge.preprocess import PreprocessSpec, normalize
@@ -80,42 +80,6 @@ def test_infer_arrays_and_batching(estimators, synth_images):
     assert np.abs(one_by_one - out["age"]).max() < 1e-3
     many = est.predict(synth_images * 4, batch_size=5)  # 24 images in batches of 5
     assert len(many) == 24 and abs(many[6].age - many[0].age) < 1e-3
-
-
-@pytest.mark.parametrize("bad,match", [
-    (np.zeros((2, 3, 32, 32), np.float32), "expects float32 \\(B, 3, 128, 128\\)"),
-    (np.zeros((2, 3, 128, 128), np.float64), "expects float32, got float64"),
-    (np.full((1, 3, 128, 128), np.nan, np.float32), "NaN"),
-    (np.zeros((0, 3, 128, 128), np.float32), "empty batch"),
-    ([[1.0]], "numpy array"),
-])
-def test_infer_rejects_bad_arrays(estimators, bad, match):
-    with pytest.raises(InputError, match=match):
-        estimators["onnxruntime"].infer(bad)
-
-
-def test_bad_pictures_name_the_input(estimators, tmp_path):
-    est = estimators["onnxruntime"]
-    with pytest.raises(ImageError, match="nothere.jpg: no such image file"):
-        est.predict(str(tmp_path / "nothere.jpg"))
-    txt = tmp_path / "notes.jpg"
-    txt.write_text("this is not a picture")
-    with pytest.raises(ImageError, match="notes.jpg: not a readable image"):
-        est.predict(str(txt))
-    from PIL import Image
-
-    good = tmp_path / "cut.jpg"
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)).save(good)
-    cut = tmp_path / "truncated.jpg"
-    cut.write_bytes(good.read_bytes()[:600])
-    with pytest.raises(ImageError, match="truncated.jpg"):
-        est.predict(str(cut))
-    with pytest.raises(ImageError, match="at least 8x8"):
-        est.predict(np.zeros((0, 0, 3), np.uint8))
-    with pytest.raises(ImageError, match="empty byte string"):
-        est.predict(b"")
-    with pytest.raises(ImageError, match="expected an image array"):
-        est.predict(np.zeros((10, 10, 7), np.uint8))
 
 
 def test_huge_image_is_refused_before_decoding(tmp_path, monkeypatch):
@@ -191,11 +155,11 @@ def test_face_detection_on_a_real_photo(estimators, detector):
     assert len(rs) == 1 and rs[0].face.detector == detector
     x1, y1, x2, y2 = rs[0].face_box
     assert 150 < (x1 + x2) / 2 < 300 and 50 < (y1 + y2) / 2 < 200  # Eileen Collins' face
-    corners = rs[0].crop_corners()  # the attention boxes lie inside the region the model read
+    corners = rs[0].square_corners()  # the attention boxes lie inside the region the model read
     lo, hi = corners.min(0) - 1, corners.max(0) + 1
     assert (rs[0].attention_boxes[:, :2] >= lo).all() and (rs[0].attention_boxes[:, 2:] <= hi).all()
     d = rs[0].to_dict()
-    assert d["face"]["detector"] == detector and len(d["crop_corners"]) == 4
+    assert d["face"]["detector"] == detector and len(d["square_corners"]) == 4
     if detector == "hog":
         assert rs[0].face.aligned and rs[0].face.score > 0.3 and len(d["face"]["landmarks"]) == 5
     blank = estimators["onnxruntime"].predict(np.full((200, 200, 3), 127, np.uint8), detect_faces=detector)

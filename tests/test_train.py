@@ -82,27 +82,31 @@ def test_stages_freeze_the_global_stream(tmp_path):
 
 
 def test_box_lr_scale_zero_keeps_the_boxes_where_they_start(tmp_path):
-    init = Trainer(_cfg(tmp_path / "i")).model.state_dict()
-    Trainer(_cfg(tmp_path / "a", box_lr_scale=0.0)).fit()
-    Trainer(_cfg(tmp_path / "b")).fit()
+    boxes = dict(TINY, selector="boxes")  # box regression: the only selector with box layers
+    init = Trainer(_cfg(tmp_path / "i", model=boxes)).model.state_dict()
+    Trainer(_cfg(tmp_path / "a", box_lr_scale=0.0, model=boxes)).fit()
+    Trainer(_cfg(tmp_path / "b", model=boxes)).fit()
     fixed, free = (read_checkpoint(tmp_path / d / "run" / "last.pt")["state_dict"] for d in ("a", "b"))
     keys = [k for k in init if k.startswith("attention_stream.box_layers.")]
     assert keys and all(torch.equal(fixed[k], init[k]) for k in keys)
     assert any(not torch.equal(free[k], init[k]) for k in keys)
     with pytest.raises(ValueError, match="box_lr_scale must be a number >= 0, got -1"):
-        Trainer(_cfg(tmp_path / "c", box_lr_scale=-1))
+        Trainer(_cfg(tmp_path / "c", box_lr_scale=-1, model=boxes))
+    with pytest.raises(ValueError, match="box_lr_scale applies to selector 'boxes'"):
+        Trainer(_cfg(tmp_path / "d", box_lr_scale=0.0))  # an anchor selector has no box layers
     r = _cli(["train", "--box-lr-scale", "-2"])
     assert r.returncode == 2 and "argument --box-lr-scale: expected a number >= 0, got '-2'" in r.stderr
 
 
-def test_compact_preset_keeps_boxes_fixed_and_the_flag_overrides_it():
+def test_the_compact_preset_trains_the_lstm_selector_and_flags_override_it():
     from alage_edge.train.cli import config_from_args, train_parser
 
     def cfg(*args):
         return config_from_args(train_parser().parse_args(list(args)))
 
-    assert cfg("--preset", "compact").box_lr_scale == 0.0
-    assert cfg("--preset", "compact", "--box-lr-scale", "1").box_lr_scale == 1.0
+    assert cfg("--preset", "compact").model.get("selector", "lstm") == "lstm"
+    assert cfg("--preset", "compact").box_lr_scale == 1.0
+    assert cfg("--preset", "compact", "--box-lr-scale", "0").box_lr_scale == 0.0
     assert cfg("--preset", "paper").box_lr_scale == 1.0 and cfg("--preset", "tiny").box_lr_scale == 1.0
     assert cfg().l1_heads == "fused" and cfg("--l1-heads", "all").l1_heads == "all"
     assert cfg("--preset", "compact").l1_heads == "all" and cfg("--preset", "compact", "--l1-heads", "fused").l1_heads == "fused"

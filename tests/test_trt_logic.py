@@ -126,13 +126,14 @@ def test_mean_fusion_is_finite_in_fp16():
     torch = pytest.importorskip("torch")
     from alage_edge.model import build_model
 
-    m = build_model("al_resnet18", img_size=64, width=8, local_width=8, crop_size=32, hidden=32, fusion="mean")
+    m = build_model("al_resnet18", global_size=64, width=8, local_width=8, crop_size=32, hidden=32, fusion="mean")
+    side = m.cfg.input_size
     with torch.no_grad():
         for head in (m.attention_stream.global_head, m.attention_stream.local_head):
             head.weight.mul_(2000.0)  # confident heads: probabilities far below fp16's smallest value
     m = m.eval().half()
     with torch.no_grad():
-        out = m(torch.randn(2, 3, 64, 64).half())["fused_logits"]
+        out = m(torch.randn(2, 3, side, side).half())["fused_logits"]
     assert torch.isfinite(out).all()
 
 
@@ -291,12 +292,13 @@ def test_inputs_fed_from_another_engine_get_no_buffers_and_close_frees_everythin
     assert cuda.mem == {} and cuda.events == 0
 
 
-@pytest.mark.parametrize("boxes", ["fixed", "learned"])
+@pytest.mark.parametrize("boxes", ["fixed", "learned", "anchors"])
 def test_tensorrt_11_fp16_source_graph_runs_and_stays_close(boxes, tmp_path):
     """TensorRT 11 builds fp16 from an fp16 copy of the ONNX (``fp16_onnx``, fp32 I/O). That copy is made
-    here for real (onnxconverter-common, as where nvidia-modelopt is absent) from both attention graphs,
-    and run in ONNX Runtime: it must load (a graph output read back inside the graph was once mistyped)
-    and stay near the fp32 graph."""
+    here for real (onnxconverter-common, as where nvidia-modelopt is absent) from every kind of attention
+    graph (box regression with fixed or learned boxes, the LSTM anchor selector), and run in ONNX Runtime:
+    it must load (a graph output read back inside the graph was once mistyped) and stay finite, and near
+    the fp32 graph where nothing in it is chosen by a score."""
     pytest.importorskip("onnxconverter_common")
     torch = pytest.importorskip("torch")
     ort = pytest.importorskip("onnxruntime")
@@ -307,7 +309,7 @@ def test_tensorrt_11_fp16_source_graph_runs_and_stays_close(boxes, tmp_path):
     from .conftest import TINY
 
     torch.manual_seed(0)
-    model = build_model("al_resnet18", **TINY).eval()
+    model = build_model("al_resnet18", **dict(TINY, selector="lstm" if boxes == "anchors" else "boxes")).eval()
     if boxes == "learned":
         with torch.no_grad():
             for layer in model.attention_stream.box_layers:

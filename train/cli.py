@@ -29,7 +29,7 @@ def train_parser() -> argparse.ArgumentParser:
         prog="alage-edge train",
         description="Train an attention-LSTM age model (or a global-only baseline) in stages: the global "
                     "stream, then the attention stream on the frozen global stream, then both (a stage "
-                    "with 0 epochs is skipped: the compact preset trains its fixed boxes jointly, 0,0,12). Writes "
+                    "with 0 epochs is skipped: the compact preset trains everything jointly, 0,0,12). Writes "
                     "last.pt / best.pt every epoch (atomically), metrics.csv/json and curves.png to --out.",
         epilog="examples:\n"
                "  alage-edge train --data synth --preset compact --out runs/al18\n"
@@ -57,9 +57,8 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--joint-lr-scale", type=non_negative_float, default=None,
                    help="learning rate factor of the joint stage (default: the preset's)")
     p.add_argument("--box-lr-scale", type=non_negative_float, default=None,
-                   help="learning rate factor of the LSTM's box layers (0: boxes stay where they start, the "
-                        "compact preset's default, which measured better on synth: see the README's claim; "
-                        "1: learned boxes, the paper's and the other presets' default)")
+                   help="selector 'boxes' only (the box regression of older models): learning rate factor of the "
+                        "box layers (0: boxes stay where they start; default 1)")
     p.add_argument("--weight-decay", type=non_negative_float, default=1e-4)
     p.add_argument("--schedule", choices=["cosine", "step"], default="cosine")
     p.add_argument("--warmup-epochs", type=non_negative_float, default=0.5)
@@ -68,7 +67,7 @@ def train_parser() -> argparse.ArgumentParser:
                                                            "(default: the preset's)")
     p.add_argument("--l1-heads", choices=["fused", "all"], default=None,
                    help="fused: the L1 term on the last head trained only; all: on the global and local heads "
-                        "too (the compact preset's default: see the README's claim). Default: the preset's")
+                        "too (the compact preset's default). Default: the preset's")
     p.add_argument("--clip", type=non_negative_float, default=5.0, help="gradient-norm clipping (0: off)")
     p.add_argument("--ema", type=float, default=None,
                    help="decay of an average of the weights, updated every step, that validation scores and the "
@@ -122,22 +121,24 @@ def eval_main(argv: Optional[List[str]] = None) -> int:
                     "Several checkpoints with a folded protocol (adience, fgnet): checkpoint k is tested on "
                     "fold k and the table shows mean and std over folds.",
         epilog="examples:\n  alage-edge eval runs/al18/best.pt --data synth\n"
-               "  alage-edge eval --claim --out runs/claim --jobs 2   (the fair attention-vs-global protocol, ~65 min)\n"
+               "  alage-edge eval --claim --out runs/claim --jobs 2   (attention against plain networks, ~90 min)\n"
                "  alage-edge eval runs/a0/best.pt runs/a1/best.pt runs/a2/best.pt runs/a3/best.pt runs/a4/best.pt "
                "--data adience:/data/adience --json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoints", nargs="*", help="alage-edge checkpoint(s)")
     p.add_argument("--claim", action="store_true",
-                   help="train (resumably) and compare global-only @S and @2S with attention @S (detail 1 and 2) "
-                        "on the same data and epochs; 3 seeds for the claim, an ablation on one")
+                   help="train (resumably) the attention models and plain ResNet-18s at S, 1.5S and 2S (widths 8 "
+                        "and 16) on the same faces and epochs; compare MAE and deployed latency (frontier.png)")
     p.add_argument("--out", default="runs/claim", help="with --claim: the run folder")
-    p.add_argument("--seeds", default="0,1,2", help="with --claim: seeds of the claim's two models")
+    p.add_argument("--seeds", default="0,1,2", help="with --claim: seeds of the rows near the frontier")
     p.add_argument("--jobs", type=positive_int, default=1,
                    help="with --claim: training runs at a time, each in its own process with a share of the cores")
-    p.add_argument("--no-ablation", action="store_true", help="with --claim: skip T=1/2 and fusion=mean")
+    p.add_argument("--synth-version", type=int, choices=[4, 5], default=5,
+                   help="with --claim: 5 (default) moves the age regions per face; 4 keeps them in place")
+    p.add_argument("--no-latency", action="store_true", help="with --claim: skip the deployed-latency columns")
     p.add_argument("--only", action="append", metavar="MODEL",
-                   help="with --claim: run only this row (repeat for more), e.g. --only global@S; rows already "
-                        "in claim.json are kept")
+                   help="with --claim: run only this row (repeat for more), e.g. --only 'global@2S w16'; rows "
+                        "already in claim.json are kept")
     p.add_argument("--data", default="synth", help=DATA_HELP)
     p.add_argument("--split", choices=["train", "val", "test"], default="test")
     p.add_argument("--batch-size", type=positive_int, default=64)
@@ -151,8 +152,8 @@ def eval_main(argv: Optional[List[str]] = None) -> int:
         unknown = [m for m in args.only or [] if m not in MODELS]
         if unknown:
             p.error(f"--only {unknown[0]!r} is not a claim row; choose from: " + ", ".join(MODELS))
-        print(run_claim(args.out, seeds=[int(x) for x in args.seeds.split(",")], ablation=not args.no_ablation,
-                        jobs=args.jobs, only=args.only))
+        print(run_claim(args.out, seeds=[int(x) for x in args.seeds.split(",")], synth_version=args.synth_version,
+                        latency=not args.no_latency, jobs=args.jobs, only=args.only))
         return 0
     if not args.checkpoints:
         p.error("give checkpoint(s), or --claim")

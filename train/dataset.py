@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 from alage_edge.ages import DEX_CLASSES
 from alage_edge.data.base import FaceSet
 from alage_edge.images import ImageError
-from alage_edge.preprocess import PreprocessSpec, normalize, warp_region
+from alage_edge.preprocess import PreprocessSpec, normalize, warp_square
 
 
 class FaceDataset(Dataset):
@@ -59,7 +59,7 @@ def augment(img: np.ndarray, spec: PreprocessSpec, rng: np.random.Generator, shi
     1-px detail in training images only, so the detail image of a test face looked sharper than anything
     the model had been trained on (issue 11).
     """
-    out = warp_region(img, spec.region(img), spec.size)
+    out = warp_square(img, spec.square(img), spec.size)
     if shift > 0:
         m = int(round(shift * spec.size))
         dx, dy = (int(v) for v in rng.integers(-m, m + 1, size=2))

@@ -8,6 +8,13 @@ import torch
 import torch.distributed as dist
 
 
+def pick_device(name: str) -> str:
+    """``auto``: CUDA when there is one, else the CPU; any other name as given."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
 def init(device: str) -> tuple:
     """(rank, world_size, device) ; starts the process group when launched by torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -85,9 +85,7 @@ def _fold_spec(spec: str, k: int) -> str:
 
 def evaluate_checkpoint(path: str, spec: str, split: str = "test", batch_size: int = 64, device: str = "auto",
                         cache: Optional[str] = None) -> Dict[str, float]:
-    from .trainer import _device
-
-    dev = _device(device)
+    dev = dist.pick_device(device)
     model = load_checkpoint(path).to(dev)
     faces = open_splits(spec, size=model.cfg.input_size, cache_dir=cache)[split]
     if hasattr(faces, "preload"):

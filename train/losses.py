@@ -44,3 +44,33 @@ def age_loss(out: Dict[str, torch.Tensor], age: torch.Tensor, group: torch.Tenso
             parts["l1" if h == heads[-1] else f"l1_{h}"] = float(l1.detach())
             total = total + weights.l1 * l1
     return total, parts
+
+
+def _per_item(logits: torch.Tensor, age: torch.Tensor, target: torch.Tensor, head: str, l1: float) -> torch.Tensor:
+    """The loss of each row of ``logits`` (N, K): cross-entropy, plus the L1 term for DEX."""
+    loss = F.cross_entropy(logits, target, reduction="none")
+    if head == "dex" and l1 > 0:
+        expect = F.softmax(logits, dim=1) @ torch.arange(DEX_CLASSES, device=logits.device, dtype=logits.dtype)
+        loss = loss + l1 * (expect - age).abs()
+    return loss
+
+
+def ranking_loss(out: Dict[str, torch.Tensor], age: torch.Tensor, group: torch.Tensor, head: str,
+                 weights: LossWeights, tau: float = 0.5) -> Tuple[torch.Tensor, Dict[str, float]]:
+    """An anchor selector's two terms. The local CNN learns age from every glimpse it read (the T taken
+    and the random candidates); each glimpse's loss is then the teacher, and each step's scores learn its
+    order, listwise: cross-entropy of softmax(scores) against softmax(-standardised loss / tau) over the
+    glimpses that step could still take (NTS-Net's navigator/teacher idea, Yang et al., ECCV 2018)."""
+    logits = out["glimpse_logits"].float()  # (B, N, K)
+    b, n, k = logits.shape
+    target = head_targets(head, age, group)
+    per = _per_item(logits.reshape(b * n, k), age.repeat_interleave(n), target.repeat_interleave(n), head,
+                    weights.l1).reshape(b, n)
+    glimpse = per.mean()
+    teacher = per.detach()
+    teacher = (teacher - teacher.mean(1, keepdim=True)) / (teacher.std(1, keepdim=True) + 1e-6)
+    scores = out["glimpse_scores"].float()  # (B, T, N)
+    open_ = scores > -1.0e3  # not suppressed at that step
+    want = torch.where(open_, -teacher[:, None, :] / tau, torch.full_like(scores, -1.0e4)).softmax(-1)
+    rank = -(want * torch.where(open_, F.log_softmax(scores, dim=-1), torch.zeros_like(scores))).sum(-1).mean()
+    return weights.local * glimpse + rank, {"glimpse": float(glimpse.detach()), "rank": float(rank.detach())}

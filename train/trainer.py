@@ -36,7 +36,7 @@ from . import distributed as dist
 from .dataset import FaceDataset, bad_items
 from .ema import WeightAverage
 from .evaluate import predict, report
-from .losses import LossWeights, age_loss
+from .losses import LossWeights, age_loss, ranking_loss
 
 STAGES = ("global", "attention", "joint")
 STAGE_HEADS = {"global": ("global",), "attention": ("local", "fused"), "joint": ("global", "local", "fused")}
@@ -50,7 +50,7 @@ class RunMismatch(ValueError):
 class TrainConfig:
     arch: str = "al_resnet18"
     head: str = "dex"
-    model: Dict = field(default_factory=dict)  # extra model config (img_size, width, ...)
+    model: Dict = field(default_factory=dict)  # extra model config (global_size, width, ...)
     data: str = "synth"
     out: str = "runs/train"
     stage: str = "all"  # all | global | attention | joint
@@ -111,12 +111,6 @@ class TrainConfig:
         return cls(model={**p["model"], **(model or {})}, **{**fields, **overrides})
 
 
-def _device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
 class StageModule(nn.Module):
     """What one stage trains: the global stream alone, the attention stream on frozen
     global features, or both; DDP wraps this so unused parameters never appear."""
@@ -133,15 +127,14 @@ class StageModule(nn.Module):
         if self.stage == "attention":
             with torch.no_grad():
                 g, gl = m.global_stream(x)
-            boxes, ll, fl = m.attention_stream(x, g)
-            return {"global_logits": gl, "boxes": boxes, "local_logits": ll, "fused_logits": fl}
+            return {"global_logits": gl, **m.attention_stream.outputs(x, g)}
         return m(x)
 
 
 class Trainer:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
-        self.rank, self.world, self.device = dist.init(_device(cfg.device))
+        self.rank, self.world, self.device = dist.init(dist.pick_device(cfg.device))
         self.main = self.rank == 0
         self.out = Path(cfg.out)
         self.amp = (cfg.amp if cfg.amp is not None else self.device.startswith("cuda")) and \
@@ -180,6 +173,10 @@ class Trainer:
             raise ValueError(f"{cfg.arch} has no attention stream: --stage {cfg.stage} does not apply")
         if not (isinstance(cfg.box_lr_scale, (int, float)) and cfg.box_lr_scale >= 0):
             raise ValueError(f"box_lr_scale must be a number >= 0, got {cfg.box_lr_scale!r}")
+        if cfg.box_lr_scale != 1.0 and self.model.cfg.attention and self.model.cfg.selector != "boxes":
+            raise ValueError(f"box_lr_scale applies to selector 'boxes' (box layers); selector "
+                             f"{self.model.cfg.selector!r} learns its choice by ranking, got box_lr_scale "
+                             f"{cfg.box_lr_scale}")
         self.history: List[dict] = []
         self.best = math.inf
         self.skipped: List[str] = []
@@ -206,8 +203,8 @@ class Trainer:
         groups = m.parameter_groups()
         train = groups["global"] if stage == "global" else groups["attention"] if stage == "attention" \
             else groups["global"] + groups.get("attention", [])
-        if self.cfg.box_lr_scale == 0 and m.attention_stream is not None:
-            fixed = {id(p) for p in m.attention_stream.box_layers.parameters()}
+        if self.cfg.box_lr_scale == 0:
+            fixed = {id(p) for p in box_parameters(m)}
             train = [p for p in train if id(p) not in fixed]
         for p in train:
             p.requires_grad_(True)
@@ -215,8 +212,7 @@ class Trainer:
 
     def make_optimizer(self, params, stage: str, steps_per_epoch: int):
         lr = self.cfg.lr * (self.cfg.joint_lr_scale if stage == "joint" else 1.0)
-        att = self.model.attention_stream
-        boxes = {id(p) for p in att.box_layers.parameters()} if att is not None and self.cfg.box_lr_scale != 1 \
+        boxes = {id(p) for p in box_parameters(self.model)} if self.cfg.box_lr_scale != 1 \
             else set()  # at scale 1: the two groups of runs from before the option (their optimiser states load)
         groups = []
         for scale, ps in ((1.0, [p for p in params if id(p) not in boxes]),
@@ -408,6 +404,9 @@ class Trainer:
             with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
                 out = module(x)
             loss, parts = age_loss(out, age, group, cfg.head, weights, heads)
+            if "glimpse_logits" in out:  # an anchor selector: its glimpses teach its ranking
+                extra, more = ranking_loss(out, age, group, cfg.head, weights)
+                loss, parts = loss + extra, {**parts, **more}
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -475,6 +474,12 @@ class Trainer:
             training_curves(self.history, self.out / "curves.png", title=f"{self.cfg.arch} on {self.cfg.data}")
         except ImportError:
             pass
+
+
+def box_parameters(model: ALNet) -> List[nn.Parameter]:
+    """The box regression's layers (selector "boxes"): what ``box_lr_scale`` scales; none for anchors."""
+    layers = getattr(model.attention_stream, "box_layers", None)
+    return list(layers.parameters()) if layers is not None else []
 
 
 @torch.no_grad()

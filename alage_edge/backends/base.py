@@ -24,6 +24,8 @@ from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
+from ..graphs import FUSED, GRAPHS, feeds_for, graph_for
+from ..graphs import streams as graph_streams
 from ..manifest import Artifact, BundleError, Manifest
 from ..preprocess import BOUNDS_TOL
 
@@ -62,7 +64,7 @@ class Backend:
         self.precision = precision or artifact.precision
         self.why = why or {}
         self.graph = graph or self._default_graph()
-        if self.graph not in ("split", "fused"):
+        if self.graph not in GRAPHS:
             raise ValueError(f"graph must be 'split' or 'fused', got {self.graph!r}")
         self.max_batch: Optional[int] = None  # set by ``_load`` where the engine has one
         self.loaded = False
@@ -89,15 +91,18 @@ class Backend:
 
     def _default_graph(self) -> str:
         files = self.artifact.files
-        has = {"fused": "fused" in files, "split": "global" in files}
-        if has[self.preferred_graph] or not any(has.values()):
-            return self.preferred_graph
-        return "fused" if has["fused"] else "split"
+        split = self._plan("split")
+        available = [g for g, ok in (("split", all(s in files for s in split)), (FUSED, FUSED in files)) if ok]
+        return graph_for(self.precision, self.preferred_graph, available)
 
     def streams(self) -> List[str]:
-        if self.graph == "fused":
-            return ["fused"]
-        return ["global", "attention"] if self.manifest.attention else ["global"]
+        return self._plan(self.graph)
+
+    def _plan(self, graph: str) -> List[str]:
+        try:
+            return graph_streams(self.manifest.io, graph)
+        except ValueError as e:  # streams that read what no stream writes
+            raise BundleError(f"{self.manifest.root}/manifest.json: field 'io': {e}") from None
 
     def files(self) -> Dict[str, str]:
         """What ``_load`` gets: each stream's file, or the one checkpoint that holds them all."""
@@ -240,15 +245,14 @@ class Backend:
         return [self._run(stream, f) for f in feeds]
 
     def _run_many(self, images: List[np.ndarray]) -> List[dict]:
-        """Batches through the streams of this graph, stream by stream."""
-        if self.graph == "fused":
-            return self._run_each("fused", [{"image": x} for x in images])
-        outs = self._run_each("global", [{"image": x} for x in images])
-        if self.manifest.attention:
-            # a backend may return its device copy of the image as "image" for the attention stream
-            att = self._run_each("attention", [{"image": o.get("image", x), "g": o["g"]} for x, o in zip(images, outs)])
-            for o, a in zip(outs, att):
-                o.update(a)
+        """Batches through the streams of this graph (the graph plan's order), stream by stream; each
+        stream's inputs are the image or an earlier stream's outputs (a backend may return its device copy
+        of the image as "image" for the streams after)."""
+        outs: List[dict] = [{} for _ in images]
+        for stream in self.streams():
+            done = self._run_each(stream, [feeds_for(self.manifest.io, stream, x, o) for x, o in zip(images, outs)])
+            for o, d in zip(outs, done):
+                o.update(d)
         return outs
 
     def _host(self, value) -> np.ndarray:

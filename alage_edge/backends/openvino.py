@@ -24,11 +24,11 @@ from typing import Dict, List
 import numpy as np
 
 from ..formats import QDQ_S8, QDQ_U8
+from ..graphs import FLOAT_STREAMS
 from ..manifest import first_line
 from .base import Backend, BackendError, Source
 
 HINTS = {"fp32": "f32", "fp16": "f32", "int8": "f32", "bf16": "bf16"}
-FP32_STREAMS = {"bf16": ("attention",)}  # streams that keep f32 at a precision (the sampler's geometry)
 
 
 class OpenVINOBackend(Backend):
@@ -41,9 +41,7 @@ class OpenVINOBackend(Backend):
             "bf16": [Source("openvino", "fp32"), Source("onnx", "fp32")],
             "int8": [Source("openvino", "int8"), Source("qdq", "int8", QDQ_U8), Source("qdq", "int8", QDQ_S8)]}
 
-    @property
-    def preferred_graph(self) -> str:
-        return "split" if self.precision == "bf16" else "fused"
+    preferred_graph = "fused"  # one IR: no hand-over between streams (the graph plan splits where it must)
 
     @property
     def hint(self) -> str:
@@ -51,7 +49,7 @@ class OpenVINOBackend(Backend):
 
     def hint_for(self, stream: str) -> str:
         """The inference precision a stream compiles with (an explicit ``hint`` option applies to all)."""
-        if not self.options.get("hint") and stream in FP32_STREAMS.get(self.precision, ()):
+        if not self.options.get("hint") and stream in FLOAT_STREAMS.get(self.precision, ()):
             return "f32"
         return self.hint
 

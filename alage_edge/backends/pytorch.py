@@ -55,7 +55,7 @@ class TorchBackend(Backend):
         self.thread_safe = not self.use_graphs
         self._graphs: Dict[tuple, tuple] = {}
         model = load_checkpoint(path)
-        for k in ("arch", "head", "img_size", "detail_scale", "attention", "steps"):
+        for k in ("arch", "head", "global_size", "detail_scale", "attention", "steps"):
             if k in self.manifest.model and getattr(model.cfg, k) != self.manifest.model[k]:
                 raise BackendError(f"{path}: the checkpoint's {k} is {getattr(model.cfg, k)!r}, the manifest "
                                    f"says {self.manifest.model[k]!r}; it is not this bundle's model")

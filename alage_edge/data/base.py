@@ -129,13 +129,13 @@ class AlignedSet(FaceSet):
     def image(self, i: int) -> np.ndarray:
         from ..faces import find_faces
         from ..images import ImageError
-        from ..preprocess import warp_region
+        from ..preprocess import warp_square
 
         rgb = self.base.image(i)
         found = find_faces(rgb, self.spec, self.detector)
         if not found:
             raise ImageError(f"{self.base.record(i).path}: no face found by the {self.detector} detector")
-        return warp_region(rgb, found[0][1], self.spec.size)
+        return warp_square(rgb, found[0][1], self.spec.size)
 
     def record(self, i: int) -> Record:
         return self.base.record(i)

@@ -1,6 +1,7 @@
 """Dataset specs: one string names a set and its options, for every CLI.
 
-    synth[:n=2000,seed=0,size=224]        the procedural set (no download)
+    synth[:n=2000,seed=0,size=224,pose=1,version=4]   the procedural set (no download); version=5 moves
+                                          the age regions per face (shape, yaw, alignment error)
     adience:ROOT[,fold=0]                 fold_k_data.txt + faces/
     morph:CSV[,images=DIR]                MORPH-2 CSV (file, subject id, age)
     fgnet:DIR[,fold=0]                    001A02.JPG files, leave-one-person-out
@@ -78,9 +79,12 @@ def open_splits(spec: str, size: int = 224, cache_dir: Optional[str] = None) -> 
             n["train"] = _int(opts, "n", n["train"])
         px = _int(opts, "size", size)
         pose = float(opts.pop("pose", 1.0))
+        version = _int(opts, "version", 4)
+        if version not in (4, 5):
+            raise DataError(f"dataset spec {spec!r}: synth version must be 4 or 5, got {version}")
         cache = opts.pop("cache", cache_dir or os.environ.get("ALAGE_CACHE") or None)
         _no_more(spec, opts)
-        return {s: SynthFaces(n[s], seed, px, s, pose, cache) for s in SPLITS}
+        return {s: SynthFaces(n[s], seed, px, s, pose, cache, version) for s in SPLITS}
     if name == "adience":
         from . import adience
 

@@ -26,6 +26,7 @@ from ..ages import age_to_group
 from .base import FaceSet, Record, Skips
 
 GENERATOR_VERSION = 4  # bump when drawing changes: invalidates caches (4: age lines at the detail resolution)
+VERSIONS = (4, 5)  # 5: the same faces with per-face placement (face shape, yaw, alignment error); see placement()
 AGE_RANGE = (1, 95)
 REGION_NAMES = ("left_eye_corner", "right_eye_corner", "forehead", "left_fold", "right_fold")
 # Age regions in canonical face coordinates (fractions of an aligned face image):
@@ -61,21 +62,52 @@ def _similarity(rng: np.random.Generator, pose_scale: float):
     return tf, scale, angle
 
 
+def placement(seed: int, index: int):
+    """synth v5's per-face moves of the face's parts, in canonical coordinates, before the pose: a face
+    shape (features spread or gathered, sx in 0.85..1.15 across, sy in 0.88..1.12 down, about the nose),
+    yaw that a 5-point similarity alignment cannot undo (the middle of the face slides sideways up to
+    0.07 of the face width while its outline stays, so one side is narrowed and the other widened) and an
+    alignment error (shift with sigma 0.025 per axis, rotation with sigma 4 degrees). These sigmas are
+    chosen, not measured on real photos. Its own random stream: the v4 face is drawn unchanged otherwise."""
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(index), 2])
+    sx, sy = rng.uniform(0.85, 1.15), rng.uniform(0.88, 1.12)
+    yaw = rng.uniform(-0.07, 0.07)
+    dx, dy = rng.normal(0, 0.025, 2)
+    rot = math.radians(rng.normal(0, 4.0))
+    cr, sr = math.cos(rot), math.sin(rot)
+
+    def warp(p):
+        p = np.asarray(p, np.float64)
+        x, y = 0.5 + (p[..., 0] - 0.5) * sx, 0.47 + (p[..., 1] - 0.47) * sy
+        x = x + yaw * np.clip(1 - ((p[..., 0] - 0.5) / 0.36) ** 2, 0, 1)  # the outline (|x - 0.5| >= 0.36) stays
+        x, y = x - 0.5, y - 0.5
+        return np.stack([cr * x - sr * y + 0.5 + dx, sr * x + cr * y + 0.5 + dy], axis=-1)
+
+    return warp
+
+
 def age_strength(age: float) -> float:
     """0 at the youngest, 1 at the oldest: how pronounced the fine age lines are."""
     return float(np.clip((age - AGE_RANGE[0]) / (AGE_RANGE[1] - AGE_RANGE[0]), 0, 1))
 
 
-def render(seed: int, index: int, size: int = 224, pose: float = 1.0, age: Optional[float] = None) -> SynthSample:
+def render(seed: int, index: int, size: int = 224, pose: float = 1.0, age: Optional[float] = None,
+           version: int = 4) -> SynthSample:
     """The (seed, index) sample at ``size`` x ``size`` pixels. ``pose=0`` draws an upright, centred face;
-    ``age`` draws the same face at another age (everything else unchanged)."""
+    ``age`` draws the same face at another age (everything else unchanged); ``version=5`` moves the face's
+    parts per face (``placement``)."""
     from PIL import Image, ImageDraw, ImageFilter
 
+    if version not in VERSIONS:
+        raise ValueError(f"synth version must be one of {VERSIONS}, got {version!r}")
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(index)])
     drawn = float(rng.integers(AGE_RANGE[0], AGE_RANGE[1] + 1))
     age = drawn if age is None else float(age)
     a = age_strength(age)
     tf, scale, angle = _similarity(rng, pose)
+    if version == 5:
+        warp, similar = placement(seed, index), tf
+        tf = lambda p: similar(warp(p))  # noqa: E731
     n = size * SS
 
     def px(p):  # canonical fraction -> canvas pixels (as flat list for ImageDraw)
@@ -217,14 +249,16 @@ class SynthFaces(FaceSet):
     """
 
     def __init__(self, n: int = 2000, seed: int = 0, size: int = 224, split: str = "train", pose: float = 1.0,
-                 cache_dir: Optional[str] = None):
+                 cache_dir: Optional[str] = None, version: int = 4):
+        if version not in VERSIONS:
+            raise ValueError(f"synth version must be one of {VERSIONS}, got {version!r}")
         if split not in SPLIT_OFFSET:
             raise ValueError(f"synth split must be one of {sorted(SPLIT_OFFSET)}, got {split!r}")
         if n < 1:
             raise ValueError(f"synth needs n >= 1, got {n}")
         self.n, self.seed, self.size, self.split, self.pose = int(n), int(seed), int(size), split, float(pose)
-        self.offset = SPLIT_OFFSET[split]
-        self.name = f"synth:{split}:n={n},seed={seed},size={size}"
+        self.offset, self.version = SPLIT_OFFSET[split], int(version)
+        self.name = f"synth:{split}:n={n},seed={seed},size={size}" + (f",version={version}" if version != 4 else "")
         self.cache_dir = cache_dir
         self.skips = Skips()
         self._images: Optional[np.ndarray] = None
@@ -239,7 +273,7 @@ class SynthFaces(FaceSet):
             raise IndexError(f"synth index {i} out of range 0..{self.n - 1}")
         if self._images is not None:
             return SynthSample(self._images[i], float(self._ages[i]), self._boxes[i])
-        return render(self.seed, self.offset + i, self.size, self.pose)
+        return render(self.seed, self.offset + i, self.size, self.pose, version=self.version)
 
     def image(self, i: int) -> np.ndarray:
         return self.sample(i).image
@@ -268,7 +302,7 @@ class SynthFaces(FaceSet):
     def cache_path(self) -> Optional[Path]:
         if self.cache_dir is None:
             return None
-        tag = f"v{GENERATOR_VERSION}-{self.split}-s{self.seed}-n{self.n}-px{self.size}-p{self.pose:g}"
+        tag = f"v{GENERATOR_VERSION}-{self.split}-s{self.seed}-n{self.n}-px{self.size}-p{self.pose:g}" + ("" if self.version == 4 else f"-placement{self.version}")
         return Path(self.cache_dir) / f"synth-{tag}.npz"
 
     def preload(self, workers: Optional[int] = None, progress: bool = False) -> "SynthFaces":
@@ -287,7 +321,7 @@ class SynthFaces(FaceSet):
         boxes = np.empty((self.n, len(REGIONS), 4), np.float32)
         workers = workers or min(os.cpu_count() or 1, 8)
         chunks = [range(a, min(a + 64, self.n)) for a in range(0, self.n, 64)]
-        jobs = [(self.seed, self.offset, self.size, self.pose, c.start, c.stop) for c in chunks]
+        jobs = [(self.seed, self.offset, self.size, self.pose, self.version, c.start, c.stop) for c in chunks]
         it = map(_render_chunk, jobs) if workers <= 1 or self.n < 128 else None
         pool = None
         if it is None:
@@ -315,8 +349,8 @@ class SynthFaces(FaceSet):
 
 
 def _render_chunk(job):
-    seed, offset, size, pose, a, b = job
-    samples = [render(seed, offset + i, size, pose) for i in range(a, b)]
+    seed, offset, size, pose, version, a, b = job
+    samples = [render(seed, offset + i, size, pose, version=version) for i in range(a, b)]
     return (np.stack([s.image for s in samples]), np.array([s.age for s in samples], np.float32),
             np.stack([s.boxes for s in samples]).astype(np.float32))
 
@@ -355,12 +389,12 @@ def downsample2x(img: np.ndarray) -> np.ndarray:
     return sum(k[j] * rows[:, j:j + w:2] for j in range(4))
 
 
-def cue_survival(n: int = 40, size: int = 224, seed: int = 0) -> dict:
+def cue_survival(n: int = 40, size: int = 224, seed: int = 0, version: int = 4) -> dict:
     """How much of the age cue survives the 2x downsample: the energy of (face at 95 - same face at 1)
     inside the true age regions, per pixel, after the downsample over before (1: all of it, 0: none)."""
     full, low = 0.0, 0.0
     for i in range(n):
-        old, young = render(seed, i, size, age=95), render(seed, i, size, age=1)
+        old, young = render(seed, i, size, age=95, version=version), render(seed, i, size, age=1, version=version)
         diff = old.image.astype(np.float64) - young.image.astype(np.float64)
         small = downsample2x(diff)
         for box, img, s in ((old.boxes, diff, size), (old.boxes, small, size // 2)):

@@ -1,8 +1,13 @@
 """AL-Net: a global stream and an attention-LSTM stream, fused (Zhang et al., arXiv 1805.10445).
 
-    image -> global backbone -> g -> global logits                      (GlobalStream)
-    t = 1..T: LSTM([g; l_{t-1}]) -> box_t -> crop -> local CNN -> l_t   (AttentionStream)
+    image -> global backbone -> g -> global logits                          (GlobalStream)
+    t = 1..T: LSTM([g; face map; l_{t-1}]) -> scores over anchors -> the best
+              anchor not yet read -> exact crop -> local CNN -> l_t             (AnchorAttention, selector "lstm")
     fused = head([g; mean_t l_t])   or   mean of global and local probabilities
+
+``selector="static"`` reads the same anchors every face (learned from the data, no LSTM);
+``selector="boxes"`` is the earlier box regression through a bilinear crop (AttentionStream), kept to
+read bundles made with it.
 
 Each stream is a submodule usable on its own, and exports to its own ONNX graph.
 """
@@ -23,6 +28,7 @@ from .resnet import resnet
 from .ror import ror
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "ror18", "ror34")
+SELECTORS = ("lstm", "static", "boxes")
 # Where boxes start, (cx, cy) in [0, 1] of the model's input square: a 3x3 grid over the face, centre first,
 # then the four diagonal points, then the four edge midpoints. No face anatomy and nothing of any data
 # generator: where the age cues are must be learned (the old table sat within pixels of synth's own age
@@ -37,12 +43,24 @@ class ALNetConfig:
     backbone: str = "resnet34"
     attention: bool = True
     head: str = "dex"
-    img_size: int = 224
+    global_size: int = 224
     width: int = 64
     local_backbone: str = "resnet18"
     local_width: int = 64
     crop_size: int = 112
-    # The model's input is the face at img_size * detail_scale: the global stream reads it through a fixed
+    # How glimpses are chosen: "lstm" (the LSTM scores anchors from a map of the face, trained by ranking),
+    # "static" (the same anchors for every face, learned from the data), "boxes" (box regression through a
+    # bilinear crop: the first design, read from older bundles; a config without this key is one).
+    selector: str = "lstm"
+    anchor_stride: int = 16  # anchors: crop_size squares every anchor_stride pixels of the detail image
+    nav_width: int = 16  # channels of the map of the face the selector reads
+    candidates: int = 4  # training only: extra random anchors per face the ranking loss compares
+    # What the LSTM reads: "map" (the face map and the map's features at its last glimpse: the choice depends
+    # on no layer INT8 quantises, and the T glimpses, chosen first, are read in one local CNN call over T x B
+    # crops) or "local" (also g and the local CNN's features of its last glimpse: the paper's loop, T local
+    # CNN calls in turn)
+    feedback: str = "map"
+    # The model's input is the face at global_size * detail_scale: the global stream reads it through a fixed
     # 2x anti-aliasing downsample (detail_scale 2), the attention crops come from the full detail image.
     # detail_scale 1 is the paper's reading (crops from the global input).
     detail_scale: int = 2
@@ -71,10 +89,16 @@ class ALNetConfig:
             raise ValueError(f"fusion must be 'concat' or 'mean', got {self.fusion!r}")
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
-        if self.img_size < 32 or self.crop_size < 16:
-            raise ValueError(f"img_size must be >= 32 and crop_size >= 16, got {self.img_size}, {self.crop_size}")
+        if self.global_size < 32 or self.crop_size < 16:
+            raise ValueError(f"global_size must be >= 32 and crop_size >= 16, got {self.global_size}, {self.crop_size}")
         if self.detail_scale not in (1, 2):
             raise ValueError(f"detail_scale must be 1 or 2, got {self.detail_scale}")
+        if self.selector not in SELECTORS:
+            raise ValueError(f"selector must be one of {SELECTORS}, got {self.selector!r}")
+        if self.attention and self.selector != "boxes":
+            self._check_anchors()
+            self.mean, self.std = tuple(self.mean), tuple(self.std)
+            return
         cap = min(0.5, self.crop_size / self.input_size)
         if self.exact_crops:
             if self.crop_size / self.input_size > 0.5:
@@ -94,6 +118,22 @@ class ALNetConfig:
                              f"{self.input_size} px detail image covers at most {cap:.3f} of it")
         self.mean, self.std = tuple(self.mean), tuple(self.std)
 
+    def _check_anchors(self) -> None:
+        side, crop, stride = self.input_size, self.crop_size, self.anchor_stride
+        if crop > side // 2:
+            raise ValueError(f"crop_size must be at most half the {side} px detail image, got {crop}")
+        if stride < 1 or (side - crop) % stride:
+            raise ValueError(f"anchor_stride must divide detail size - crop_size = {side - crop}, got {stride}")
+        if self.exact_crops or self.s_min is not None or self.s_max is not None:
+            raise ValueError(f"selector {self.selector!r} cuts exact crop_size anchors: exact_crops, s_min and "
+                             f"s_max are for selector 'boxes'")
+        if self.feedback not in ("local", "map"):
+            raise ValueError(f"feedback must be 'local' or 'map', got {self.feedback!r}")
+        if self.nav_width < 1 or self.candidates < 0:
+            raise ValueError(f"nav_width must be >= 1 and candidates >= 0, got {self.nav_width}, {self.candidates}")
+        if self.steps > ((side - crop) // stride + 1) ** 2:
+            raise ValueError(f"steps={self.steps} is more than the {((side - crop) // stride + 1) ** 2} anchors")
+
     @property
     def num_classes(self) -> int:
         return HEAD_CLASSES[self.head]
@@ -101,7 +141,7 @@ class ALNetConfig:
     @property
     def input_size(self) -> int:
         """Side of the model's one input: the detail image."""
-        return self.img_size * self.detail_scale
+        return self.global_size * self.detail_scale
 
     @property
     def preprocess(self) -> PreprocessSpec:
@@ -114,10 +154,15 @@ class ALNetConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ALNetConfig":
+        from ..manifest import renamed
+
+        d = renamed(d)
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
             raise ValueError(f"unknown model config keys: {unknown}")
+        if "selector" not in d:  # written before anchors: the box regression
+            d = {**d, "selector": "boxes"}
         return cls(**d)
 
 
@@ -159,26 +204,55 @@ class GlobalStream(nn.Module):
         return g, self.head(self.dropout(g))
 
 
-class AttentionStream(nn.Module):
-    """(image, g) -> (boxes (B,T,4), local logits (B,K), fused logits (B,K))."""
+class Glimpses(nn.Module):
+    """What every attention stream shares: the local CNN that reads each glimpse, its head, and the fusion
+    with the global features. Subclasses choose the glimpses."""
 
     def __init__(self, cfg: ALNetConfig, global_features: int, global_head: nn.Linear):
         super().__init__()
-        from .sampler import BoxSampler, BoxSquash
-
         self.steps, self.fusion = cfg.steps, cfg.fusion
         self.local = make_backbone(cfg.local_backbone, cfg.local_width)
         self.local_features = self.local.num_features
-        self.lstm = nn.LSTMCell(global_features + self.local_features, cfg.hidden)
-        self.squash = BoxSquash(cfg.s_min, cfg.s_max)
-        self.box_layers = nn.ModuleList(nn.Linear(cfg.hidden, 3) for _ in range(cfg.steps))
-        self.sampler = BoxSampler(cfg.crop_size)
         self.local_head = nn.Linear(self.local_features, cfg.num_classes)
         if cfg.fusion == "concat":
             self.fused_head = nn.Linear(global_features + self.local_features, cfg.num_classes)
         else:  # mean of probabilities needs the global head: tied, not copied
             self.global_head = global_head
         self.pixels = cfg.input_size  # side of the image the crops come from
+
+    def outputs(self, image: torch.Tensor, g: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """The named outputs (training may add what its losses need); ``forward`` is the exported tuple."""
+        boxes, local_logits, fused = self(image, g)
+        return {"boxes": boxes, "local_logits": local_logits, "fused_logits": fused}
+
+    def _heads(self, g: torch.Tensor, local: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(local logits, fused logits) from g and the mean local feature."""
+        local_logits = self.local_head(local)
+        if self.fusion == "concat":
+            fused = self.fused_head(torch.cat([g, local], dim=1))
+        else:
+            # log of the mean of the two distributions, log((p + q) / 2) = max(a, b) + log(1 + exp(-|a - b|)) -
+            # log 2, with max(a, b) = (a + b + |a - b|) / 2: Add, Abs, Exp and Log, never ReduceLogSumExp, which
+            # onnx-tensorrt imports as exp then log-sum without the max (-inf in fp16 below about -16.6); no Max
+            # either, which an fp16 converter keeps in fp32 and mistypes around
+            a, b = F.log_softmax(self.global_head(g), dim=1), F.log_softmax(local_logits, dim=1)
+            d = torch.abs(a - b)
+            fused = 0.5 * (a + b + d) + torch.log(1 + torch.exp(-d)) - math.log(2.0)
+        return local_logits, fused
+
+
+class AttentionStream(Glimpses):
+    """selector "boxes": (image, g) -> (boxes (B,T,4), local logits (B,K), fused logits (B,K)), each box
+    regressed from the LSTM's state and cut by a bilinear sampler."""
+
+    def __init__(self, cfg: ALNetConfig, global_features: int, global_head: nn.Linear):
+        super().__init__(cfg, global_features, global_head)
+        from .sampler import BoxSampler, BoxSquash
+
+        self.lstm = nn.LSTMCell(global_features + self.local_features, cfg.hidden)
+        self.squash = BoxSquash(cfg.s_min, cfg.s_max)
+        self.box_layers = nn.ModuleList(nn.Linear(cfg.hidden, 3) for _ in range(cfg.steps))
+        self.sampler = BoxSampler(cfg.crop_size)
         self.reset_boxes(cfg.s_min + 0.25 * (cfg.s_max - cfg.s_min))
 
     def reset_boxes(self, side: float) -> None:
@@ -261,21 +335,6 @@ class AttentionStream(nn.Module):
         feats = self.local(crops).reshape(self.steps, b, self.local_features)
         return (torch.stack(boxes, dim=1), *self._heads(g, feats.mean(dim=0)))
 
-    def _heads(self, g: torch.Tensor, local: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(local logits, fused logits) from g and the mean local feature."""
-        local_logits = self.local_head(local)
-        if self.fusion == "concat":
-            fused = self.fused_head(torch.cat([g, local], dim=1))
-        else:
-            # log of the mean of the two distributions, log((p + q) / 2) = max(a, b) + log(1 + exp(-|a - b|)) -
-            # log 2, with max(a, b) = (a + b + |a - b|) / 2: Add, Abs, Exp and Log, never ReduceLogSumExp, which
-            # onnx-tensorrt imports as exp then log-sum without the max (-inf in fp16 below about -16.6); no Max
-            # either, which an fp16 converter keeps in fp32 and mistypes around
-            a, b = F.log_softmax(self.global_head(g), dim=1), F.log_softmax(local_logits, dim=1)
-            d = torch.abs(a - b)
-            fused = 0.5 * (a + b + d) + torch.log(1 + torch.exp(-d)) - math.log(2.0)
-        return local_logits, fused
-
 
 class ALNet(nn.Module):
     """The whole network; ``attention=False`` gives the global-only baseline."""
@@ -284,18 +343,19 @@ class ALNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.global_stream = GlobalStream(cfg)
-        self.attention_stream: Optional[AttentionStream] = None
+        self.attention_stream: Optional[Glimpses] = None
         if cfg.attention:
-            self.attention_stream = AttentionStream(cfg, self.global_stream.num_features,
-                                                    self.global_stream.head)
+            from .anchors import AnchorAttention
+
+            kind = AttentionStream if cfg.selector == "boxes" else AnchorAttention
+            self.attention_stream = kind(cfg, self.global_stream.num_features, self.global_stream.head)
         self.register_buffer("ages", torch.arange(DEX_CLASSES, dtype=torch.float32), persistent=False)
 
     def forward(self, image: torch.Tensor) -> Dict[str, torch.Tensor]:
         g, global_logits = self.global_stream(image)
         out = {"global_logits": global_logits}
         if self.attention_stream is not None:
-            boxes, local_logits, fused = self.attention_stream(image, g)
-            out.update(boxes=boxes, local_logits=local_logits, fused_logits=fused)
+            out.update(self.attention_stream.outputs(image, g))
         else:
             out["fused_logits"] = global_logits
         if self.cfg.head == "dex":
@@ -312,7 +372,7 @@ class ALNet(nn.Module):
 
 
 def count_flops(model: ALNet, batch: int = 1) -> float:
-    """Multiply-accumulates x2 of convolutions, linears, LSTM cells and the sampler, at img_size."""
+    """Multiply-accumulates x2 of convolutions, linears, LSTM cells and the sampler, at global_size."""
     flops = 0.0
 
     def conv_hook(m, inp, out):

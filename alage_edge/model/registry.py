@@ -22,7 +22,9 @@ def list_models() -> List[str]:
 def model_config(name: str, head: str = "dex", **config) -> ALNetConfig:
     if name not in _REGISTRY:
         raise KeyError(f"unknown model {name!r}; available: {', '.join(list_models())}")
-    return _REGISTRY[name](head=head, **config)
+    from ..manifest import renamed
+
+    return _REGISTRY[name](head=head, **renamed(config))
 
 
 ATTENTION_OPTIONS = ("local_backbone", "local_width", "crop_size", "steps", "hidden", "s_min", "s_max",
@@ -43,7 +45,7 @@ def options_it_reads(name: str, config: dict) -> dict:
 
 
 def build_model(name: str, head: str = "dex", **config) -> ALNet:
-    """Build a registered model, e.g. ``build_model("al_resnet18", head="groups", img_size=128)``."""
+    """Build a registered model, e.g. ``build_model("al_resnet18", head="groups", global_size=128)``."""
     return ALNet(model_config(name, head=head, **config))
 
 

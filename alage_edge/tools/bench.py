@@ -271,7 +271,7 @@ def format_report(rep: dict) -> str:
     from ..table import table
 
     m, md = rep["machine"], rep["model"]
-    head = (f"{md['arch']} {md['img_size']}px global, {md['img_size'] * md.get('detail_scale', 1)}px input, "
+    head = (f"{md['arch']} {md['global_size']}px global, {md['global_size'] * md.get('detail_scale', 1)}px input, "
             f"{rep['set']}; {m['cpu']} ({m['cores']} cores, flags: {m['cpu_flags'] or '-'}); reference {rep['reference']}")
     rows = [(r["label"], r["precision"], r["batch"], r["size_mb"], r["mae"],
              f"{r['drift_mean']:.3f} / {r['drift_max']:.3f}" if r["drift_mean"] is not None else "-",
@@ -318,7 +318,7 @@ def plot(rep: dict, path) -> Path:
     ax.set_yscale("log")
     ax.set_xlabel("latency per image, p50 (ms)")
     ax.set_ylabel("mean age drift vs PyTorch (years)")
-    ax.set_title(f"{rep['model']['arch']} {rep['model']['img_size']}px on {rep['machine']['cpu']}", fontsize=9)
+    ax.set_title(f"{rep['model']['arch']} {rep['model']['global_size']}px on {rep['machine']['cpu']}", fontsize=9)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()

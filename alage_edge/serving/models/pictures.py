@@ -44,7 +44,7 @@ class TritonPythonModel:
         try:
             kw = {"max_pixels": self.max_pixels} if self.max_pixels else {}
             rgb = load_image(raw.tobytes(), "image", **kw)
-            found = find_faces(rgb, self.spec, detector) if detector else [(None, self.spec.region(rgb))]
+            found = find_faces(rgb, self.spec, detector) if detector else [(None, self.spec.square(rgb))]
         except (ImageError, ValueError) as e:
             return _error(str(e))
         except ImportError as e:

@@ -1,0 +1,176 @@
+"""The anchor selector: the LSTM scores anchors on a map of the face, glimpses are exact crops, the
+choice exports (ArgMax + GatherElements) and the ranking loss is what trains it."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from alage_edge.metrics import iou  # noqa: E402
+from alage_edge.model import ALNetConfig, build_model  # noqa: E402
+from alage_edge.model.anchors import anchor_tables  # noqa: E402
+
+from .conftest import TINY  # noqa: E402
+
+
+def _model(selector="lstm", seed=0, prior=2.0, **over):
+    torch.manual_seed(seed)
+    m = build_model("al_resnet18", **dict(TINY, selector=selector, **over)).eval()
+    with torch.no_grad():  # a trained selector prefers some anchors: random scores stand in for that
+        m.attention_stream.prior.normal_(0, prior)
+    return m
+
+
+def test_glimpses_are_exact_copies_of_the_anchor_pixels():
+    m = _model()
+    att, x = m.attention_stream, torch.randn(3, 3, 128, 128)
+    starts, boxes, _, _ = anchor_tables(m.cfg)
+    assert len(starts) == ((128 - 32) // 16 + 1) ** 2
+    pick = torch.tensor([0, 7, len(starts) - 1])
+    crops = att.cut(x, pick)
+    for i, a in enumerate(pick.tolist()):
+        y, c = divmod(int(starts[a]), 128)
+        assert torch.equal(crops[i], x[i, :, y:y + 32, c:c + 32])
+        np.testing.assert_allclose(boxes[a].numpy() * 128, [c, y, c + 32, y + 32])
+
+
+def test_the_lstm_chooses_per_face_and_never_reads_an_overlapping_anchor_twice():
+    m = _model(steps=4, prior=0.0)
+    with torch.no_grad():
+        boxes = m(torch.randn(6, 3, 128, 128))["boxes"].numpy()
+    assert boxes.shape == (6, 4, 4)
+    assert len({tuple(b.ravel()) for b in boxes}) > 1, "every face got the same glimpses"
+    for b in boxes:
+        pair = iou(b[:, None], b[None])
+        assert (pair[~np.eye(4, dtype=bool)] < 0.5).all()
+
+
+def test_static_selector_reads_the_same_anchors_on_every_face_in_one_local_call():
+    m = _model("static")
+    att, calls = m.attention_stream, []
+    hook = att.local.register_forward_hook(lambda mod, inp, out: calls.append(inp[0].shape[0]))
+    with torch.no_grad():
+        boxes = m(torch.randn(5, 3, 128, 128))["boxes"]
+    hook.remove()
+    assert calls == [3 * 5] and torch.equal(boxes[0], boxes[4])
+    assert not hasattr(att, "lstm") and not hasattr(att, "navigator")
+
+
+def test_the_choice_is_trained_by_ranking_not_through_the_crop():
+    """The ranking loss reaches every part of the selector (prior, query, LSTM, navigator); the loss of
+    the glimpses alone reaches none of it: there is no gradient through the choice."""
+    from train.losses import LossWeights, ranking_loss
+
+    m = _model().train()
+    att = m.attention_stream
+    x, age = torch.randn(4, 3, 128, 128), torch.tensor([10.0, 30.0, 50.0, 70.0])
+    out = m(x)
+    assert out["glimpse_logits"].shape == (4, 3 + m.cfg.candidates, 101)
+    assert out["glimpse_scores"].shape == (4, 3, 3 + m.cfg.candidates)
+    loss, parts = ranking_loss(out, age, torch.zeros(4, dtype=torch.long), "dex", LossWeights(l1=0.05))
+    assert set(parts) == {"glimpse", "rank"} and parts["rank"] > 0
+    loss.backward()
+    for name in ("prior", "query.weight", "lstm.weight_ih", "navigator.features.0.weight"):
+        grad = dict(att.named_parameters())[name].grad
+        assert grad is not None and grad.abs().sum() > 0, name
+    m.zero_grad()
+    out = m(x)
+    out["glimpse_logits"].logsumexp(-1).sum().backward()
+    for name in ("prior", "query.weight", "navigator.features.0.weight"):
+        grad = dict(att.named_parameters())[name].grad
+        assert grad is None or grad.abs().sum() == 0, name
+
+
+def test_the_ranking_loss_moves_the_scores_towards_the_teacher():
+    """A step's scores, pushed by the loss alone, come to rank the glimpse the local CNN reads best first."""
+    from train.losses import LossWeights, ranking_loss
+
+    scores = torch.zeros(1, 1, 4, requires_grad=True)
+    logits = torch.full((1, 4, 101), -5.0)
+    logits[0, 2, 40] = 5.0  # glimpse 2 says 40, the true age
+    opt = torch.optim.SGD([scores], lr=1.0)
+    for _ in range(20):
+        out = {"glimpse_logits": logits, "glimpse_scores": scores}
+        loss, _ = ranking_loss(out, torch.tensor([40.0]), torch.zeros(1, dtype=torch.long), "dex", LossWeights())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert int(scores[0, 0].argmax()) == 2
+
+
+def test_a_config_written_before_anchors_reads_as_box_regression():
+    cfg = build_model("al_resnet18", **dict(TINY, selector="boxes")).cfg.to_dict()
+    del cfg["selector"]
+    assert ALNetConfig.from_dict(cfg).selector == "boxes"
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"crop_size": 80}, "at most half"),
+    ({"anchor_stride": 20}, "anchor_stride must divide"),
+    ({"exact_crops": True}, "exact_crops, s_min and s_max are for selector 'boxes'"),
+    ({"selector": "glance"}, "selector must be one of"),
+])
+def test_bad_anchor_settings_are_refused_with_the_reason(over, message):
+    with pytest.raises(ValueError, match=message):
+        build_model("al_resnet18", **dict(TINY, **over))
+
+
+def test_a_wrong_input_size_is_refused():
+    m = _model()
+    with pytest.raises(ValueError, match="128 px detail image"):
+        m(torch.randn(1, 3, 64, 64))
+
+
+def test_the_exported_attention_graph_holds_the_lstm_and_the_choice(tmp_path):
+    """attention.onnx: LSTM gates, ArgMax over anchors and GatherElements crops; ONNX Runtime gives the
+    same glimpses and ages as PyTorch; the static TensorRT check finds nothing."""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from alage_edge.convert.export import export_bundle
+    from alage_edge.convert.trtcheck import check_bundle
+
+    m = _model()
+    export_bundle(m, tmp_path / "b")
+    graph = onnx.load(str(tmp_path / "b" / "attention.onnx")).graph
+    ops = {n.op_type for n in graph.node}
+    assert {"ArgMax", "GatherElements", "Sigmoid", "Tanh"} <= ops
+    assert any(n.name.startswith("/stream/lstm") for n in graph.node), "no LSTM in attention.onnx"
+    assert check_bundle(tmp_path / "b") == []
+    x = torch.randn(4, 3, 128, 128)
+    with torch.no_grad():
+        ref = m(x)
+    s = ort.InferenceSession(str(tmp_path / "b" / "alnet.onnx"), providers=["CPUExecutionProvider"])
+    got = dict(zip([o.name for o in s.get_outputs()], s.run(None, {"image": x.numpy()})))
+    np.testing.assert_array_equal(got["boxes"], ref["boxes"].numpy())
+    np.testing.assert_allclose(got["fused_logits"], ref["fused_logits"].numpy(), atol=1e-4)
+
+
+def test_a_bundle_and_checkpoint_written_before_the_renames_still_load(tmp_path):
+    """Written before anchors and before ``img_size`` became ``global_size``: the manifest and the checkpoint
+    read as box regression at that global size, and the bundle runs."""
+    pytest.importorskip("onnxruntime")
+    import json
+
+    from alage_edge import AgeEstimator
+    from alage_edge.convert.export import export_bundle
+    from alage_edge.manifest import Manifest
+    from alage_edge.model import load_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model("al_resnet18", **dict(TINY, selector="boxes")).eval()
+    ckpt = save_checkpoint(tmp_path / "m.pt", model)
+    obj = torch.load(ckpt, weights_only=True)
+    old = {("img_size" if k == "global_size" else k): v for k, v in obj["config"].items() if k not in
+           ("selector", "anchor_stride", "nav_width", "candidates", "feedback")}
+    obj["config"] = old
+    torch.save(obj, ckpt)
+    again = load_checkpoint(ckpt)
+    assert again.cfg.selector == "boxes" and again.cfg.global_size == 64
+    export_bundle(again, tmp_path / "b")
+    path = tmp_path / "b" / "manifest.json"
+    man = json.loads(path.read_text())
+    man["model"] = {("img_size" if k == "global_size" else k): v for k, v in man["model"].items() if k != "selector"}
+    path.write_text(json.dumps(man))
+    assert Manifest.load(tmp_path / "b").model["global_size"] == 64
+    est = AgeEstimator.load(tmp_path / "b", backend="onnxruntime")
+    assert est.infer(est.spec.random_input(2))["age"].shape == (2,)
+    est.close()
