@@ -35,9 +35,24 @@ def test_backend_modules_are_small():
         assert path.stat().st_size < 8192, f"{path.name} is {path.stat().st_size} bytes"
 
 
-def test_run_keys_are_unique_and_name_known_backends():
+def test_the_runs_are_what_the_backends_declare():
+    """parity and bench runs: unique keys, each a (backend, precision, artifact format) that the backend's own
+    ``runs`` table declares, and every precision every backend declares (but bf16 outside OpenVINO) has a run:
+    the hand-written labels cannot drift from what the backends run."""
+    from alage_edge.backends import backend_class
+
     assert len({r.key for r in RUNS}) == len(RUNS)
     assert all(r.backend in TABLE and (r.artifact is None or r.artifact in FORMATS) for r in RUNS)
+    for r in RUNS:
+        declared = backend_class(r.backend).runs
+        assert r.precision in declared, r.key
+        assert r.artifact is None or r.artifact in {s.format for s in declared[r.precision]}, r.key
+    for name in TABLE:
+        for precision, sources in backend_class(name).runs.items():
+            formats = {s.format for s in sources}
+            assert any(r.backend == name and r.precision == precision for r in RUNS), (name, precision)
+            restricted = {r.artifact for r in RUNS if r.backend == name and r.precision == precision and r.artifact}
+            assert restricted <= formats, (name, precision)
 
 
 def test_infer_many_holds_no_lock_while_the_caller_iterates(tiny_bundle):
