@@ -179,9 +179,10 @@ class AnchorAttention(Glimpses):
         b = image.shape[0]
         if self.candidates:
             extra = torch.randint(0, self.anchors, (b, self.candidates), device=image.device)
-            more = self.local(self.cut(image.repeat_interleave(self.candidates, 0), extra.reshape(-1)))
+            crops = torch.cat([self.cut(image, extra[:, j]) for j in range(self.candidates)])  # j-major, no image copy
+            more = self.local(crops).reshape(self.candidates, b, -1).transpose(0, 1)
             cand = torch.cat([picks, extra], dim=1)
-            read = torch.cat([read, more.reshape(b, self.candidates, -1)], dim=1)
+            read = torch.cat([read, more], dim=1)
         else:
             cand = picks
         logits = self.local_head(read)
