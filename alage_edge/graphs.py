@@ -3,8 +3,8 @@
 A bundle holds the model as split streams (``global.onnx`` then ``attention.onnx``, handing over ``g``)
 and as one ``fused`` graph (``alnet.onnx``). The plan reads the streams from the manifest's ``io`` table
 (a stream runs once every input it names is the image or an output of a stream before it), so nothing
-else needs to know what the model's streams are. The precision rules live here too, read by ``convert``
-(what to write) and by the backends (what to load).
+else needs to know what the model's streams are. The precision rule (which streams keep fp32, so run
+split) lives here too, read by the backends.
 """
 from __future__ import annotations
 
@@ -51,12 +51,6 @@ def graph_for(precision: str, preferred: str, available: Sequence[str]) -> str:
     if want in available or not available:
         return want
     return available[0]
-
-
-def writes_fused(precision: str) -> bool:
-    """Whether convert writes a fused graph for an artifact at ``precision`` (no backend would run it where
-    a stream keeps fp32)."""
-    return not FLOAT_STREAMS.get(precision)
 
 
 def feeds_for(io: Dict[str, dict], stream: str, image, outputs: Dict[str, object]) -> Dict[str, object]:

@@ -174,3 +174,13 @@ def test_a_bundle_and_checkpoint_written_before_the_renames_still_load(tmp_path)
     est = AgeEstimator.load(tmp_path / "b", backend="onnxruntime")
     assert est.infer(est.spec.random_input(2))["age"].shape == (2,)
     est.close()
+
+
+def test_static_anchors_are_worked_out_once_until_the_prior_changes():
+    m = _model("static")
+    first = m.attention_stream._static_picks()
+    assert m.attention_stream._static_picks() is first  # cached: no argmax and no sync per call
+    with torch.no_grad():
+        m.attention_stream.prior[0].zero_()
+        m.attention_stream.prior[0, 5] = 100.0  # an in-place change is seen
+    assert m.attention_stream._static_picks()[0] == 5

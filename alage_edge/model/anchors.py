@@ -102,12 +102,17 @@ class AnchorAttention(Glimpses):
         return torch.gather(image.flatten(2), 2, index).reshape(n, c, self.size, self.size)
 
     def _static_picks(self) -> list:
-        """The anchors "static" reads on every face: the best of each step's scores, overlaps suppressed."""
+        """The anchors "static" reads on every face: the best of each step's scores, overlaps suppressed
+        (worked out again only when the prior changed: no device sync on every call)."""
+        key = (id(self.prior), self.prior._version)
+        if getattr(self, "_picks_key", None) == key:
+            return self._picks
         taken, picks = torch.zeros(self.anchors, device=self.prior.device), []
         for t in range(self.steps):
             a = int(torch.argmax(self.prior[t].detach() + SUPPRESS * taken))
             picks.append(a)
             taken = torch.maximum(taken, self.overlap[a])
+        self._picks_key, self._picks = key, picks
         return picks
 
     def forward(self, image: torch.Tensor, g: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
