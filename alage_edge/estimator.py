@@ -103,7 +103,8 @@ class AgeEstimator:
 
         ``artifact`` restricts the artifact format (e.g. "qdq" to run the Q/DQ ONNX in
         OpenVINO); ``options`` go to the backend (``cuda_graphs=True`` for torch on CUDA,
-        ``graph="fused"``, ``threads=2``). ``detect_faces``: True (dlib HOG), "hog", "cnn" or "haar";
+        ``graph="fused"``, ``threads=2``; OpenVINO: ``shapes="dynamic"`` to skip the static-shape model
+        compiled per batch size). ``detect_faces``: True (dlib HOG), "hog", "cnn" or "haar";
         ``min_face``: the smallest face box side kept, in picture pixels. ``precision="auto"``: the fastest
         artifact that passed ``alage-edge parity`` for this bundle on this machine (``est.backend.why``)."""
         from .autoprecision import resolve

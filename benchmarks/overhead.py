@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Where batch-1 time goes besides the model: threads, OpenVINO's performance hint, one fused graph against
-two, the input check, and preprocessing a photo. Every variant interleaved in one run.
+"""Where batch-1 time goes besides the model: threads, OpenVINO's performance hint, a static-shape model
+against the dynamic-batch one, one fused graph against two, the input check, and preprocessing a photo.
+Every variant interleaved in one run.
 
     python benchmarks/overhead.py runs/demo/bundle [--rounds 5]
 
@@ -25,13 +26,16 @@ def main(argv=None) -> int:
     from alage_edge.table import table
     from alage_edge.tools.bench import time_infer
 
-    base = dict(backend="openvino", precision="int8", artifact="openvino", hint="bf16")
+    base = dict(backend="openvino", precision="int8", artifact="openvino")
     variants = {
-        "INT8 + bf16, fused, LATENCY hint, all threads": base,
+        "INT8, fused, static shape, LATENCY hint, all threads": base,
+        "  dynamic batch shape": {**base, "shapes": "dynamic"},
+        "  bf16 hint for what is not INT8": {**base, "hint": "bf16"},
         "  one inference thread": {**base, "threads": 1},
         "  THROUGHPUT hint": {**base, "mode": "THROUGHPUT"},
         "  two graphs (split)": {**base, "graph": "split"},
         "fp32, fused": dict(backend="openvino", precision="fp32", artifact="openvino"),
+        "  dynamic batch shape ": dict(backend="openvino", precision="fp32", artifact="openvino", shapes="dynamic"),
         "  one inference thread ": dict(backend="openvino", precision="fp32", artifact="openvino", threads=1),
         "  two graphs (split) ": dict(backend="openvino", precision="fp32", artifact="openvino", graph="split"),
         "ONNX Runtime fp32, one intra-op thread": dict(backend="onnxruntime", precision="fp32", threads=1),
@@ -45,7 +49,7 @@ def main(argv=None) -> int:
     photo = np.random.default_rng(0).integers(0, 256, (768, 1024, 3), dtype=np.uint8)
     times = {k: [] for k in ests}
     checked, unchecked, prep = [], [], []
-    first = ests["INT8 + bf16, fused, LATENCY hint, all threads"]
+    first = ests["INT8, fused, static shape, LATENCY hint, all threads"]
     for _ in range(args.rounds):
         for k, est in ests.items():
             times[k].append(float(np.median(time_infer(est, x, 3, 30))))

@@ -135,8 +135,9 @@ def convert_main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--max-drop", type=non_negative_float,
                    help="openvino int8: accuracy-controlled quantisation, largest allowed MAE increase (years)")
     p.add_argument("--int8-scope", choices=INT8_SCOPES,
-                   help="what goes to INT8: the global stream only (default: INT8 in the local CNN moved ages up to "
-                        "1.7 y on real photos), or also the local CNN's convolutions (never the glue)")
+                   help="what goes to INT8: the global stream and the local CNN's convolutions (default; the "
+                        "selector, LSTM and glue stay float), or the global stream only (where INT8 in the local "
+                        "CNN fails parity on your photos)")
     p.add_argument("--qdq-variant", dest="variant", choices=["both", "tensorrt", "cpu"],
                    help="qdq: s8s8 for TensorRT, u8s8 for CPUs, or both (default)")
     p.add_argument("--dla-core", type=non_negative_int, help="tensorrt: run the global stream on this DLA core")
@@ -180,7 +181,7 @@ def convert_main(argv: Optional[List[str]] = None) -> int:
             print(f"  calibrated on {c.get('images')} images of {c.get('source')} ({c.get('method')})")
             if c.get("scope"):
                 print(f"  INT8: {', '.join(art.info.get('quantized_streams', [])) or c['scope']}"
-                      + ("; the attention stream stays float (--int8-scope global+local quantises its local CNN)"
+                      + ("; the attention stream stays float (--int8-scope global+local also quantises its local CNN)"
                          if c["scope"] == "global" and "attention" in art.files else ""))
     return 0
 

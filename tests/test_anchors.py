@@ -1,5 +1,5 @@
 """The anchor selector: the LSTM scores anchors on a map of the face, glimpses are exact crops, the
-choice exports (ArgMax + GatherElements) and the ranking loss is what trains it."""
+choice exports (a first-max per step + GatherElements) and the ranking loss is what trains it."""
 import numpy as np
 import pytest
 
@@ -7,7 +7,7 @@ torch = pytest.importorskip("torch")
 
 from alage_edge.metrics import iou  # noqa: E402
 from alage_edge.model import ALNetConfig, build_model  # noqa: E402
-from alage_edge.model.anchors import anchor_tables  # noqa: E402
+from alage_edge.model.anchors import SplitLSTMCell, anchor_tables, first_max  # noqa: E402
 
 from .conftest import TINY  # noqa: E402
 
@@ -42,6 +42,34 @@ def test_the_lstm_chooses_per_face_and_never_reads_an_overlapping_anchor_twice()
     for b in boxes:
         pair = iou(b[:, None], b[None])
         assert (pair[~np.eye(4, dtype=bool)] < 0.5).all()
+
+
+def test_first_max_is_argmax_with_its_tie_rule():
+    """The exported choice: the first of the largest scores, as torch.argmax, on ties too (a suppressed row
+    is all -1e4 but one)."""
+    g = torch.Generator().manual_seed(0)
+    score = torch.randint(0, 4, (64, 50), generator=g).float()  # many ties
+    score[0] = -1.0e4
+    index = torch.arange(50, dtype=torch.float32)
+    assert torch.equal(first_max(score, index), torch.argmax(score, dim=1))
+    score = torch.randn(64, 529, generator=g)
+    assert torch.equal(first_max(score, torch.arange(529.0)), torch.argmax(score, dim=1))
+
+
+def test_the_split_lstm_cell_is_torchs_cell_with_the_constant_part_worked_out_once():
+    """Same parameters and state dict as nn.LSTMCell; the same states over several steps."""
+    torch.manual_seed(0)
+    ref, cell = torch.nn.LSTMCell(30 + 7, 16), SplitLSTMCell(30, 7, 16)
+    cell.load_state_dict(ref.state_dict())
+    const = torch.randn(4, 30)
+    h = c = h2 = c2 = torch.zeros(4, 16)
+    once = cell.once(const)
+    for _ in range(5):
+        x = torch.randn(4, 7)
+        h, c = ref(torch.cat([const, x], dim=1), (h, c))
+        h2, c2 = cell(x, (h2, c2), once)
+        torch.testing.assert_close(h2, h, rtol=0, atol=1e-6)
+        torch.testing.assert_close(c2, c, rtol=0, atol=1e-6)
 
 
 def test_static_selector_reads_the_same_anchors_on_every_face_in_one_local_call():
@@ -121,7 +149,7 @@ def test_a_wrong_input_size_is_refused():
 
 
 def test_the_exported_attention_graph_holds_the_lstm_and_the_choice(tmp_path):
-    """attention.onnx: LSTM gates, ArgMax over anchors and GatherElements crops; ONNX Runtime gives the
+    """attention.onnx: LSTM gates, a first-max over anchors and GatherElements crops; ONNX Runtime gives the
     same glimpses and ages as PyTorch; the static TensorRT check finds nothing."""
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
@@ -132,7 +160,7 @@ def test_the_exported_attention_graph_holds_the_lstm_and_the_choice(tmp_path):
     export_bundle(m, tmp_path / "b")
     graph = onnx.load(str(tmp_path / "b" / "attention.onnx")).graph
     ops = {n.op_type for n in graph.node}
-    assert {"ArgMax", "GatherElements", "Sigmoid", "Tanh"} <= ops
+    assert {"ReduceMax", "ReduceMin", "GatherElements", "Sigmoid", "Tanh"} <= ops and "ArgMax" not in ops
     assert any(n.name.startswith("/stream/lstm") for n in graph.node), "no LSTM in attention.onnx"
     assert check_bundle(tmp_path / "b") == []
     x = torch.randn(4, 3, 128, 128)

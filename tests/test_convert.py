@@ -53,12 +53,12 @@ def test_openvino_int8_with_nncf(bundle):
         return [op for op in fq for t in op.output(0).get_target_inputs()
                 if "attention_stream" in t.get_node().get_friendly_name()]
 
-    default = build(bundle, "int8", data="synth", calib_size=40, progress=False)[0]
-    assert default.info["calibration"]["scope"] == "global"
-    assert fake_quantize(default, "global")[1] and not fake_quantize(default, "attention")[1]
-    fused = fake_quantize(default, "fused")[1]  # the whole model as one INT8 IR, the same scope
+    only_global = build(bundle, "int8", data="synth", calib_size=40, int8_scope="global", progress=False)[0]
+    assert only_global.info["calibration"]["scope"] == "global"
+    assert fake_quantize(only_global, "global")[1] and not fake_quantize(only_global, "attention")[1]
+    fused = fake_quantize(only_global, "fused")[1]  # the whole model as one INT8 IR, the same scope
     assert fused and not feeds_attention(fused)
-    art = build(bundle, "int8", data="synth", calib_size=40, int8_scope="global+local", progress=False)[0]
+    art = build(bundle, "int8", data="synth", calib_size=40, progress=False)[0]  # the default scope
     cal = art.info["calibration"]
     assert cal["images"] == 40 and cal["scope"] == "global+local" and len(cal["sha256"]) == 16
     m, fq = fake_quantize(art, "attention")
@@ -69,6 +69,15 @@ def test_openvino_int8_with_nncf(bundle):
     readers = {t.get_node().get_type_name() for op in fused for t in op.output(0).get_target_inputs()
                if "attention_stream" in t.get_node().get_friendly_name()}
     assert fused and readers <= {"Convolution"}, readers  # the local CNN's convolutions, nothing else
+    # the choice reads no quantised value (the LSTM reads the float map): INT8 takes fp32's glimpses
+    from alage_edge import AgeEstimator
+
+    x = Manifest.load(bundle).preprocess.random_input(6)
+    boxes = {}
+    for prec in ("fp32", "int8"):
+        with AgeEstimator.load(bundle, backend="openvino", precision=prec, graph="fused") as est:
+            boxes[prec] = est.infer(x)["boxes"]
+    np.testing.assert_array_equal(boxes["int8"], boxes["fp32"])
 
 
 def test_qdq_variants(bundle):
@@ -77,12 +86,12 @@ def test_qdq_variants(bundle):
 
     from alage_edge.convert.qdq import build
 
-    default = build(bundle, data="synth", calib_size=40, variant="cpu", progress=False)[0]
+    default = build(bundle, data="synth", calib_size=40, variant="cpu", int8_scope="global", progress=False)[0]
     assert default.info["calibration"]["scope"] == "global"  # the attention stream stays an fp32 copy
     assert sha256_file(bundle / default.files["attention"]) == sha256_file(bundle / "attention.onnx")
     with pytest.raises(ValueError, match="--int8-scope must be one of global, global\\+local, got 'local'"):
         build(bundle, data="synth", calib_size=40, int8_scope="local", progress=False)
-    arts = build(bundle, data="synth", calib_size=40, int8_scope="global+local", progress=False)
+    arts = build(bundle, data="synth", calib_size=40, progress=False)  # the default: global+local
     assert [a.variant for a in arts] == [QDQ_S8, QDQ_U8]
     for art, dtype in zip(arts, (np.int8, np.uint8)):
         m = onnx.load(str(bundle / art.files["attention"]))

@@ -48,7 +48,7 @@ FEEDBACK = {"al_ror34": "local"}  # the paper's loop on one of the LSTM rows
 
 @pytest.fixture(scope="module", params=ATTENTION_MODELS)
 def exported(request, tmp_path_factory):
-    """The anchor selectors (lstm: the LSTM and an ArgMax per step; static: constant slices) and the box
+    """The anchor selectors (lstm: the LSTM and a first-max per step; static: constant slices) and the box
     regression of older bundles: fixed boxes (zero box weights, as built): no LSTM, one local CNN pass over
     the T x B crops; learned boxes (random box weights): the recurrent graph."""
     torch.manual_seed(0)
@@ -111,12 +111,12 @@ def test_graph_structure_and_manifest(exported):
             continue
         lstm = [n.name for n in m.graph.node if "/lstm" in n.name]
         local_stems = [c for c in stem_convs(m) if "local/" in c]
-        if model.cfg.selector == "lstm":  # T steps: the LSTM scores anchors, ArgMax picks, GatherElements cuts
-            assert {"ArgMax", "GatherElements"} <= ops and "GridSample" not in ops
+        if model.cfg.selector == "lstm":  # T steps: the LSTM scores anchors, a first-max picks, GatherElements cuts
+            assert {"ReduceMax", "ReduceMin", "GatherElements"} <= ops and "GridSample" not in ops
             # feedback "map": the T glimpses read in one local CNN call; "local": one call per step
             assert lstm and len(local_stems) == (1 if model.cfg.feedback == "map" else model.cfg.steps)
         elif model.cfg.selector == "static":  # constant anchors: T slices, one local CNN pass, no LSTM
-            assert "GridSample" not in ops and "ArgMax" not in ops and "Slice" in ops
+            assert "GridSample" not in ops and "ReduceMin" not in ops and "Slice" in ops
             assert not lstm and len(local_stems) == 1
         elif model.cfg.exact_crops:
             assert "GridSample" not in ops and "Slice" in ops

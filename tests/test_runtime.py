@@ -9,7 +9,7 @@ import pytest
 from alage_edge import AgeEstimator
 from alage_edge.backends import BackendError
 from alage_edge.images import ImageError, load_image
-from alage_edge.manifest import BundleError
+from alage_edge.manifest import BundleError, Manifest
 from alage_edge.preprocess import PreprocessSpec, normalize
 
 CPU_BACKENDS = ["torch", "onnxruntime", "openvino"]
@@ -248,3 +248,29 @@ def test_openvino_bf16_keeps_the_attention_stream_f32(trained_bundle, synth_imag
             assert text.endswith("precision hint bf16, runs f32 global / f32 attention: this CPU lacks bf16)"), text
     finally:
         forced.close()
+
+
+def test_openvino_runs_each_batch_size_on_a_static_shape_model(tiny_bundle):
+    """The first STATIC_SIZES batch sizes each get a model compiled for that shape, later sizes the
+    dynamic one, and every size gives what the dynamic model gives (split and fused graphs)."""
+    if not _available("openvino"):
+        pytest.skip("openvino is not installed")
+    from alage_edge.backends.openvino import STATIC_SIZES
+
+    spec = Manifest.load(tiny_bundle).preprocess
+    sizes = [1, 3, 1, 2, 5, 4, 3, 6]
+    xs = {n: spec.random_input(n, seed=n) for n in set(sizes)}
+    for graph in ("split", "fused"):
+        static = AgeEstimator.load(tiny_bundle, backend="openvino", precision="fp32", graph=graph)
+        dynamic = AgeEstimator.load(tiny_bundle, backend="openvino", precision="fp32", graph=graph, shapes="dynamic")
+        try:
+            for n in sizes:
+                a, b = static.infer(xs[n]), dynamic.infer(xs[n])
+                np.testing.assert_allclose(a["fused_logits"], b["fused_logits"], atol=1e-4, rtol=1e-4)
+                np.testing.assert_array_equal(a["boxes"], b["boxes"])
+            compiled = static.backend._static
+            assert all(sorted(c) == [1, 2, 3, 5][:STATIC_SIZES] for c in compiled.values()), compiled
+            assert all(c == {} for c in dynamic.backend._static.values())
+        finally:
+            static.close()
+            dynamic.close()

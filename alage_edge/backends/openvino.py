@@ -1,20 +1,15 @@
 """OpenVINO: IR (or ONNX) per stream, compiled with an explicit inference precision.
 
-On CPUs with AMX/AVX512-BF16 OpenVINO's default is bf16 (it moved a model's age
-by 1.6 years on average here), so the hint is always set: f32 for fp32, fp16 and
-int8 artifacts (their non-quantised layers stay f32), bf16 only when asked, and
-then for the global stream only: in bf16 the attention stream's boxes and grid
-move in steps of up to 0.44 px of the detail image, the size of the detail its
-crops read (mean age drift 1.49 y with both streams bf16 against 0.13 y with the
-global stream alone, demo model, AVX512-BF16 CPU; README, parity).
-The whole model as one IR (``fused``: fp32, fp16 and INT8 artifacts) is the default graph where the
-artifact has it: one compiled model, faster on a CPU than the two streams (docs: benchmarks); bf16
-keeps the split graph, as its hint differs per stream; INT8 artifacts converted before the fused INT8
-IR run split.
-Several batches run on several infer requests at once (``start_async`` then
-``wait``), without Python callbacks: a callback that needs the GIL while the
-compiled model is torn down deadlocked (``AsyncInferQueue``, seen in a
-load/predict/del loop).
+On CPUs with AMX/AVX512-BF16 OpenVINO's default is bf16, so the hint is always set: f32 for fp32,
+fp16 and int8 artifacts, bf16 only when asked, and then for the global stream only (the attention
+stream's choice and crops stay f32; docs: benchmarks, parity). The whole model as one IR (``fused``)
+is the default graph where the artifact has it; bf16 keeps the split graph (its hint differs per stream).
+Each batch size that arrives (the first STATIC_SIZES per stream) runs a model compiled for that static
+shape, later sizes the dynamic-batch one: the dynamic model cost 0.45 ms more at batch 1 and 0.6 ms more
+at batch 8 (demo model, INT8, 2-core AMX Xeon). A new size compiles once (about 0.4 s there);
+``shapes="dynamic"`` keeps the dynamic model. Several batches run on several infer requests at once
+(``start_async`` then ``wait``), without Python callbacks: a callback that needs the GIL while the
+compiled model is torn down deadlocked (``AsyncInferQueue``).
 """
 from __future__ import annotations
 
@@ -28,6 +23,7 @@ from ..graphs import FLOAT_STREAMS
 from ..manifest import first_line
 from .base import Backend, BackendError, Source
 
+STATIC_SIZES = 4  # batch sizes per stream compiled with a static shape
 HINTS = {"fp32": "f32", "fp16": "f32", "int8": "f32", "bf16": "bf16"}
 
 
@@ -41,7 +37,7 @@ class OpenVINOBackend(Backend):
             "bf16": [Source("openvino", "fp32"), Source("onnx", "fp32")],
             "int8": [Source("openvino", "int8"), Source("qdq", "int8", QDQ_U8), Source("qdq", "int8", QDQ_S8)]}
 
-    preferred_graph = "fused"  # one IR: no hand-over between streams (the graph plan splits where it must)
+    preferred_graph = "fused"  # one IR (the graph plan splits where it must)
 
     @property
     def hint(self) -> str:
@@ -56,7 +52,9 @@ class OpenVINOBackend(Backend):
     def _load(self, stream: str, path):
         import openvino as ov
 
-        core = ov.Core()
+        if self.options.get("shapes", "static") not in ("static", "dynamic"):
+            raise ValueError(f"OpenVINO shapes must be 'static' or 'dynamic', got {self.options['shapes']!r}")
+        core = self._core = getattr(self, "_core", None) or ov.Core()
         device = (self.device or "CPU").upper()
         if device not in core.available_devices and device.split(".")[0] not in core.available_devices:
             raise BackendError(f"OpenVINO has no device {device!r} here (it has {', '.join(core.available_devices)})")
@@ -65,32 +63,61 @@ class OpenVINOBackend(Backend):
             config["INFERENCE_NUM_THREADS"] = int(self.options["threads"])
         if self.options.get("profile"):
             config["PERF_COUNT"] = True
-        try:
-            compiled = core.compile_model(core.read_model(str(path)), device, config)
-        except Exception as e:
-            raise BackendError(f"{path}: OpenVINO cannot compile it on {device} ({first_line(e, 300)})") from e
-        self._local = threading.local()  # infer requests per thread and stream
+        compiled = self._compile(path, device, config)
+        self._compile_args = {**getattr(self, "_compile_args", {}), stream: (path, device, config)}
+        self._static: Dict[str, Dict[int, object]] = {**getattr(self, "_static", {}), stream: {}}
+        self._compiling = threading.Lock()
+        self._local = threading.local()  # infer requests per thread, stream and batch size
         eff = compiled.get_property("INFERENCE_PRECISION_HINT")  # bf16 falls back to f32 without AVX512-BF16/AMX
         self.effective_hints = {**getattr(self, "effective_hints", {}),
                                 stream: eff.to_string() if hasattr(eff, "to_string") else str(eff)}
         return compiled
+
+    def _compile(self, path, device: str, config: dict, batch: int = 0):
+        """The model at ``path`` compiled for ``device``; with ``batch`` for that static batch size."""
+        try:
+            model = self._core.read_model(str(path))
+            if batch:
+                model.reshape({p.get_any_name(): [batch, *p.get_partial_shape()[1:]] for p in model.inputs})
+            return self._core.compile_model(model, device, config)
+        except Exception as e:
+            raise BackendError(f"{path}: OpenVINO cannot compile it on {device} ({first_line(e, 300)})") from e
+
+    def _compiled_for(self, stream: str, batch: int):
+        """(compiled model, key of its requests) for a batch of ``batch``: static-shape or dynamic."""
+        static = self._static[stream]
+        if batch not in static and len(static) < STATIC_SIZES and self.options.get("shapes", "static") == "static":
+            with self._compiling:
+                if batch not in static and len(static) < STATIC_SIZES:
+                    static[batch] = self._compile(*self._compile_args[stream], batch=batch)
+        if batch in static:
+            return static[batch], f"{stream}@{batch}"
+        return self._handles[stream], stream
 
     def _signature(self, stream: str, compiled):
         dims = lambda p: [d.get_length() if d.is_static else -1 for d in p.get_partial_shape()]  # noqa: E731
         return {"inputs": {p.get_any_name(): dims(p) for p in compiled.inputs},
                 "outputs": {p.get_any_name(): dims(p) for p in compiled.outputs}}
 
-    def _requests(self, stream: str, n: int) -> list:
-        reqs = self._local.__dict__.setdefault(stream, [])
-        while len(reqs) < n:
-            reqs.append(self._handles[stream].create_infer_request())
-        return reqs[:n]
+    def _requests(self, stream: str, batches: List[int]) -> list:
+        """One infer request per batch (this thread's, reused), from the model compiled for its size."""
+        reqs, used = [], {}
+        pools = self._local.__dict__.setdefault("pools", {})
+        for b in batches:
+            compiled, key = self._compiled_for(stream, b)
+            pool = pools.setdefault(key, [])
+            i = used[key] = used.get(key, -1) + 1
+            if i == len(pool):
+                pool.append(compiled.create_infer_request())
+            reqs.append(pool[i])
+        self._local.__dict__.setdefault("last", {})[stream] = reqs[0]  # what ``_profile`` reads
+        return reqs
 
     def _run(self, stream: str, feeds: Dict[str, object]) -> Dict[str, object]:
         return self._run_each(stream, [feeds])[0]
 
     def _run_each(self, stream: str, feeds: List[Dict[str, object]]) -> List[Dict[str, object]]:
-        reqs = self._requests(stream, len(feeds))
+        reqs = self._requests(stream, [len(next(iter(f.values()))) for f in feeds])
         for req, f in zip(reqs, feeds):
             req.start_async(f)
         outs = []
@@ -102,12 +129,11 @@ class OpenVINOBackend(Backend):
     def _profile(self):
         """Per-node times of this thread's last inference (OpenVINO performance counters)."""
         rows = []
-        for reqs in getattr(self, "_local", threading.local()).__dict__.values():
-            for req in reqs[:1]:
-                for info in req.profiling_info:
-                    if info.status == info.Status.EXECUTED:
-                        rows.append({"op": info.node_type, "kernel": info.exec_type,
-                                     "ms": info.real_time.total_seconds() * 1e3})
+        for req in getattr(self, "_local", threading.local()).__dict__.get("last", {}).values():
+            for info in req.profiling_info:
+                if info.status == info.Status.EXECUTED:
+                    rows.append({"op": info.node_type, "kernel": info.exec_type,
+                                 "ms": info.real_time.total_seconds() * 1e3})
         return rows
 
     def describe(self) -> str:
@@ -121,3 +147,4 @@ class OpenVINOBackend(Backend):
 
     def _close(self) -> None:
         self._local = threading.local()  # requests go before the compiled models
+        self._static = {}

@@ -2,7 +2,8 @@
 
 Anchors are crop_size squares every anchor_stride pixels of the detail image. A navigator reads the face
 at 1/8 of the detail resolution and gives each anchor a feature vector (pooled over its window). At each
-step the LSTM reads [g; a summary of that map; the last glimpse's features], its query scores every
+step the LSTM reads a summary of that map and what it saw at its last glimpse (the map there, or with
+``feedback="local"`` g and the local CNN's features of the glimpse: the paper's loop), its query scores every
 anchor, anchors that overlap a glimpse already taken are suppressed (IoU >= 0.5), and the best one is cut
 from the detail image: an exact copy of its pixels (GatherElements with data-dependent positions: exports
 at opset 17 and runs in ONNX Runtime, OpenVINO and TensorRT).
@@ -20,6 +21,7 @@ from typing import Dict, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .alnet import ALNetConfig, Glimpses
 
@@ -55,6 +57,36 @@ class Navigator(nn.Module):
         return self.pool(self.features(image))
 
 
+class SplitLSTMCell(nn.LSTMCell):
+    """``nn.LSTMCell`` (the same parameters and state dict) whose input is [a part that is the same at every
+    step; a part that changes]. The constant part's product with the input weights (``once``) is worked out
+    once per face, not at every step: at batch 1 those weights were the model's largest read."""
+
+    def __init__(self, constant: int, step: int, hidden: int):
+        super().__init__(constant + step, hidden)
+        self.constant = constant
+
+    def once(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, constant) -> (B, 4H): the constant part of every step's gates, both biases included."""
+        return F.linear(x, self.weight_ih[:, :self.constant], self.bias_ih + self.bias_hh)
+
+    def forward(self, x: torch.Tensor, state: Tuple[torch.Tensor, torch.Tensor],
+                once: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        h, c = state
+        gates = once + F.linear(x, self.weight_ih[:, self.constant:]) + F.linear(h, self.weight_hh)
+        i, f, g, o = gates.chunk(4, dim=1)  # torch's gate order
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+
+def first_max(score: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """The index of each row's largest score, the first one on ties (``torch.argmax``'s rule), given
+    ``index`` = arange(A) as floats: ReduceMax, a comparison and ReduceMin in the exported graph.
+    OpenVINO runs an ArgMax as a TopK, which took a fifth of the model's time at batch 8."""
+    best = torch.where(score >= score.amax(dim=1, keepdim=True), index, torch.full_like(index, index.numel()))
+    return best.amin(dim=1).long()
+
+
 def anchor_tables(cfg: ALNetConfig) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(flat index of each anchor's top-left pixel (A,), boxes (A, 4) in [0, 1], overlap (A, A): 1 where
     IoU >= 0.5, offsets (R*R,) of a crop's pixels from its top-left in the flattened image)."""
@@ -79,7 +111,8 @@ class AnchorAttention(Glimpses):
         super().__init__(cfg, global_features, global_head)
         self.learned, self.size, self.candidates = cfg.selector == "lstm", cfg.crop_size, cfg.candidates
         starts, boxes, overlap, offsets = anchor_tables(cfg)
-        for name, t in (("starts", starts), ("anchor_boxes", boxes), ("overlap", overlap), ("offsets", offsets)):
+        for name, t in (("starts", starts), ("anchor_boxes", boxes), ("overlap", overlap), ("offsets", offsets),
+                        ("index", torch.arange(len(starts), dtype=torch.float32))):
             self.register_buffer(name, t, persistent=False)
         self.anchors = len(starts)
         # a learned score per step and anchor (for "static" the whole choice); zero: no anchor preferred
@@ -90,8 +123,8 @@ class AnchorAttention(Glimpses):
             self.from_map, self.key_width = cfg.feedback == "map", cfg.nav_width
             # "map": the LSTM reads the map alone, so the choice depends on no layer an INT8 path quantises
             # (the same glimpses at every precision); "local": g and the local features too (the paper's loop)
-            reads = 2 * self.anchors + (cfg.nav_width if self.from_map else global_features + self.local_features)
-            self.lstm = nn.LSTMCell(reads, cfg.hidden)
+            constant = 2 * self.anchors + (0 if self.from_map else global_features)
+            self.lstm = SplitLSTMCell(constant, cfg.nav_width if self.from_map else self.local_features, cfg.hidden)
             self.query = nn.Linear(cfg.hidden, cfg.nav_width)
             self.scale = 1.0 / math.sqrt(cfg.nav_width)
 
@@ -139,7 +172,8 @@ class AnchorAttention(Glimpses):
             return dict(zip(("local_logits", "fused_logits"), self._heads(g, feats.mean(dim=0))), boxes=boxes)
         if self.learned:
             keys = self.navigator(image)  # (B, C, G, G)
-            summary = self.summary(keys).flatten(1)
+            once = self.lstm.once(self.summary(keys).flatten(1) if self.from_map
+                                  else torch.cat([g, self.summary(keys).flatten(1)], dim=1))
             keys = keys.flatten(2)  # (B, C, A)
             h = g.new_zeros(b, self.lstm.hidden_size)
             c = g.new_zeros(b, self.lstm.hidden_size)
@@ -148,8 +182,7 @@ class AnchorAttention(Glimpses):
         picks, scores, feats = [], [], []
         for t in range(self.steps):
             if self.learned:
-                seen = [summary, last] if self.from_map else [g, summary, last]
-                h, c = self.lstm(torch.cat(seen, dim=1), (h, c))
+                h, c = self.lstm(last, (h, c), once)
                 score = torch.matmul(self.query(h).unsqueeze(1), keys).squeeze(1) * self.scale
                 score = score + self.prior[t]
             else:
@@ -157,7 +190,7 @@ class AnchorAttention(Glimpses):
             score = score + SUPPRESS * taken
             noisy = score - torch.log(-torch.log(torch.rand_like(score).clamp(1e-9, 1 - 1e-9))) if explore \
                 else score  # training samples its glimpses (Gumbel-max): every anchor gets read
-            pick = torch.argmax(noisy, dim=1)
+            pick = first_max(noisy, self.index)
             if self.learned and self.from_map:  # what the map holds at that anchor; the crops are read below
                 last = torch.gather(keys, 2, pick[:, None, None].expand(-1, self.key_width, 1)).reshape(-1, self.key_width)
             else:
