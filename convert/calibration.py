@@ -15,6 +15,7 @@ from typing import Dict, Iterator, List, Optional
 import numpy as np
 
 from alage_edge.data import open_dataset
+from alage_edge.data.spec import like_training
 from alage_edge.images import ImageError
 from alage_edge.manifest import Manifest
 from alage_edge.progress import bar
@@ -38,6 +39,7 @@ class CalibrationSet:
                   minimum: int = 32, progress: bool = True, cache_dir: Optional[str] = None) -> "CalibrationSet":
         """``minimum``: refuse a set smaller than this (``convert --calib-min``)."""
         pre = manifest.preprocess
+        spec = like_training(spec, manifest.data.get("training_data", {}).get("data"))
         if spec == "synth" or spec.startswith("synth:"):
             # calibration must not see the test images: it draws from the training split
             spec = spec if "n=" in spec else (spec + (":" if spec == "synth" else ",") + f"n={size or WARN_BELOW}")

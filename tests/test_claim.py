@@ -26,6 +26,12 @@ def test_claim_trains_evaluates_and_reports(tmp_path, jobs):
                             progress=False, only=["global@S w8"], preset="tiny")  # kept, not redone
     assert "global@S w8" in again
     assert json.loads((tmp_path / "claim.json").read_text())["rows"] == rows
+    seconds = json.loads((tmp_path / "claim.json").read_text())["train_seconds"]
+    claim.run_claim(str(tmp_path), seeds=[0], n_train=48, n_test=16, epochs=(0, 0, 1), latency=False,
+                    progress=False, only=["global@S w8"], preset="tiny", retime=True)  # evaluated again, not trained
+    saved = json.loads((tmp_path / "claim.json").read_text())
+    assert saved["train_seconds"] == seconds and len(saved["rows"]) == len(rows)
+    assert {r["model"]: r["mae"] for r in saved["rows"]} == {r["model"]: r["mae"] for r in rows}
     with pytest.raises(ValueError, match="use another --out"):  # other data in the same folder
         claim.run_claim(str(tmp_path), seeds=[0], n_train=48, n_test=16, synth_version=4, latency=False,
                         progress=False, only=["global@S w8"], preset="tiny")
@@ -41,6 +47,14 @@ def test_claim_options_are_checked_before_any_training(tmp_path, capsys, argv, m
         eval_main(["--claim", "--out", str(tmp_path), *argv])
     assert e.value.code == 2 and message in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing trained, nothing written
+
+
+def test_retime_refuses_rows_that_were_never_trained(tmp_path):
+    from alage_edge.train.claim import run_claim
+
+    with pytest.raises(ValueError, match="--retime: global@S w8 seed 0 not trained in .*: run the claim without"):
+        run_claim(str(tmp_path), seeds=[0], latency=False, progress=False, only=["global@S w8"], retime=True)
+    assert not (tmp_path / "claim.json").exists()
 
 
 def test_the_summary_says_whether_a_plain_network_dominates_the_default():

@@ -69,6 +69,11 @@ def test_openvino_int8_with_nncf(bundle):
     readers = {t.get_node().get_type_name() for op in fused for t in op.output(0).get_target_inputs()
                if "attention_stream" in t.get_node().get_friendly_name()}
     assert fused and readers <= {"Convolution"}, readers  # the local CNN's convolutions, nothing else
+    # the convolutions that read pixels stay float, as in the Q/DQ model (the local stem moved a photo 2 y)
+    read = {t.get_node().get_friendly_name() for op in fake_quantize(art, "fused")[1]
+            for t in op.output(0).get_target_inputs()}
+    assert not [n for n in read if "/local/conv1/" in n or "/backbone/conv1/" in n], read
+    assert any("/local/conv1/" in f for f in cal["float"]) and any("/backbone/conv1/" in f for f in cal["float"])
     # the choice reads no quantised value (the LSTM reads the float map): INT8 takes fp32's glimpses
     from alage_edge import AgeEstimator
 

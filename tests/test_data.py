@@ -222,3 +222,16 @@ def test_dex_and_group_decoding():
     assert list(age_to_group([0, 2, 3, 5, 14, 22, 23, 35, 36, 46, 57, 90])) == [0, 0, 0, 1, 2, 3, 4, 4, 5, 6, 7, 7]
     with pytest.raises(ValueError, match="shape"):
         decode(np.zeros((2, 8)), "dex")
+
+
+@pytest.mark.parametrize("spec, trained_on, want", [
+    ("synth", "synth:n=3000,seed=0,version=5", "synth:version=5"),
+    ("synth:seed=3", "synth:n=3000,version=5", "synth:seed=3,version=5"),
+    ("synth:version=4", "synth:version=5", "synth:version=4"),  # asked for: kept
+    ("synth", "synth:n=3000", "synth"),  # trained on v4
+    ("synth", None, "synth"),
+    ("adience:/data/adience", "synth:version=5", "adience:/data/adience")])
+def test_synth_calibration_and_checks_read_the_version_the_model_was_trained_on(spec, trained_on, want):
+    from alage_edge.data.spec import like_training
+
+    assert like_training(spec, trained_on) == want

@@ -233,11 +233,13 @@ def _train_job(job) -> float:
 
 def run_claim(out: str = "runs/claim", seeds=(0, 1, 2), n_train: int = 3000, n_test: int = 1000,
               epochs: Optional[tuple] = None, synth_version: int = 5, latency: bool = True, progress: bool = True,
-              only: Optional[List[str]] = None, jobs: int = 1, preset: str = PRESET) -> str:
+              only: Optional[List[str]] = None, jobs: int = 1, preset: str = PRESET, retime: bool = False) -> str:
     """Train every (model, seed) of the plan (``jobs`` at a time, in worker processes with a core share
     each), then evaluate them one by one on an otherwise idle machine (the latency columns must not share
-    the CPU with training); the first seed of each row gets the deployed latency."""
+    the CPU with training); the first seed of each row gets the deployed latency. ``retime``: train
+    nothing; evaluate the plan's trained rows again, each from a fresh export (after a runtime change)."""
     import os
+    import shutil
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
@@ -249,6 +251,14 @@ def run_claim(out: str = "runs/claim", seeds=(0, 1, 2), n_train: int = 3000, n_t
     if old and old.get("data") != data:
         raise ValueError(f"{root / 'claim.json'} holds rows of {old.get('data')}, not {data}: use another --out")
     rows = old.get("rows", [])
+    if retime:
+        wanted = plan(list(seeds), only)
+        missing = [f"{m} seed {s}" for m, s in wanted if not (run_dir(root, m, s) / "best.pt").is_file()]
+        if missing:
+            raise ValueError(f"--retime: {', '.join(missing)} not trained in {root}: run the claim without --retime")
+        rows = [r for r in rows if (r["model"], r["seed"]) not in wanted]
+        for m, s in wanted:  # this claim's own exports, made again by the code of today
+            shutil.rmtree(run_dir(root, m, s) / "bundle", ignore_errors=True)
     done = {(r["model"], r["seed"]) for r in rows}
     todo = [j for j in plan(list(seeds), only) if j not in done]  # evaluated rows are kept as they are
     times = dict(old.get("train_seconds", {}))
@@ -257,7 +267,7 @@ def run_claim(out: str = "runs/claim", seeds=(0, 1, 2), n_train: int = 3000, n_t
         write_json(root / "claim.json", {"rows": rows, "train_seconds": times, "data": data,
                                          "epochs": list(epochs), "jobs": jobs})
 
-    if jobs > 1:  # synth caches are written atomically: two workers drawing the same split is only waste
+    if jobs > 1 and not retime:  # synth caches are written atomically: two workers drawing the same split is only waste
         threads = max(1, (os.cpu_count() or 1) // jobs)
         work = [(str(root), m, s, data, epochs, cache, threads, preset) for m, s in todo]
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
@@ -268,7 +278,7 @@ def run_claim(out: str = "runs/claim", seeds=(0, 1, 2), n_train: int = 3000, n_t
                 save()
     for model, seed in todo:
         print(f"[claim] {model} seed {seed}", flush=True)
-        if jobs == 1:
+        if jobs == 1 and not retime:
             times[f"{model} s{seed}"] = round(train_one(root, model, seed, data, epochs, cache, progress, preset), 1)
         rows.append(evaluate(root, model, seed, data, cache, latency and seed == seeds[0]))
         save()

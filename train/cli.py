@@ -136,6 +136,9 @@ def eval_main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--synth-version", type=int, choices=[4, 5], default=5,
                    help="with --claim: 5 (default) moves the age regions per face; 4 keeps them in place")
     p.add_argument("--no-latency", action="store_true", help="with --claim: skip the deployed-latency columns")
+    p.add_argument("--retime", action="store_true",
+                   help="with --claim: train nothing; evaluate the trained rows again from a fresh export (MAE and "
+                        "deployed latency), e.g. after a runtime change")
     p.add_argument("--only", action="append", metavar="MODEL",
                    help="with --claim: run only this row (repeat for more), e.g. --only 'global@2S w16'; rows "
                         "already in claim.json are kept")
@@ -153,7 +156,7 @@ def eval_main(argv: Optional[List[str]] = None) -> int:
         if unknown:
             p.error(f"--only {unknown[0]!r} is not a claim row; choose from: " + ", ".join(MODELS))
         print(run_claim(args.out, seeds=[int(x) for x in args.seeds.split(",")], synth_version=args.synth_version,
-                        latency=not args.no_latency, jobs=args.jobs, only=args.only))
+                        latency=not args.no_latency, jobs=args.jobs, only=args.only, retime=args.retime))
         return 0
     if not args.checkpoints:
         p.error("give checkpoint(s), or --claim")

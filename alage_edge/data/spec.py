@@ -140,6 +140,19 @@ def open_dataset(spec: str, split: str = "test", size: int = 224, cache_dir: Opt
     return open_splits(spec, size=size, cache_dir=cache_dir)[split]
 
 
+def like_training(spec: str, trained_on: Optional[str]) -> str:
+    """``spec`` with the synth version of the data a model was trained on, where ``spec`` names synth
+    without a version: calibration and drift checks must read the faces the model learned (a v5 model
+    calibrated on v4 faces got INT8 scales from faces it never saw)."""
+    name, _, opts = parse(spec)
+    if name != "synth" or "version" in opts or not trained_on:
+        return spec
+    tname, _, topts = parse(trained_on)
+    if tname != "synth" or topts.get("version", "4") == "4":
+        return spec
+    return spec + (":" if spec == "synth" else ",") + f"version={topts['version']}"
+
+
 def _no_more(spec: str, opts: Dict[str, str]) -> None:
     if opts:
         raise DataError(f"dataset spec {spec!r}: unknown options {sorted(opts)}")

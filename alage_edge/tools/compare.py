@@ -21,7 +21,9 @@ class EvalSet:
 
 def synth_set(man: Manifest, data: str = "synth", n: int = 200, cache_dir: Optional[str] = None) -> EvalSet:
     from ..data import open_dataset
+    from ..data.spec import like_training
 
+    data = like_training(data, man.data.get("training_data", {}).get("data"))
     faces = open_dataset(data, split="test", size=man.preprocess.size, cache_dir=cache_dir)
     n = min(n, len(faces))
     images = np.stack([man.preprocess.apply(faces.image(i)) for i in range(n)])
