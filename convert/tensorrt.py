@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from alage_edge.formats import QDQ_S8
 from alage_edge.manifest import Artifact, Manifest, sha256_file
 
 from .bundle import updating
-from .int8_scope import DEFAULT_INT8_SCOPE, is_local_cnn
+from .int8_scope import DEFAULT_INT8_SCOPE, float_convs, is_local_cnn
 from .trt_plan import (
     BuildError,
     StreamPlan,
@@ -146,12 +146,14 @@ def _profile(builder, batch: Tuple[int, int, int], inputs: Dict[str, list]):
     return profile
 
 
-def _pin_glue_fp32(trt, network, config) -> int:
-    """Implicit INT8: keep every attention layer outside the local CNN in fp32."""
-    pinned = 0
+def pin_fp32(trt, network, config, stream: str, keep: Iterable[str]) -> int:
+    """Implicit INT8: keep ``keep`` (the convolutions every INT8 path keeps float: ``float_convs``) in fp32,
+    and in the attention stream every layer outside the local CNN (the selector, the LSTM, the glue)."""
+    keep, pinned = set(keep), 0
     for i in range(network.num_layers):
         layer = network.get_layer(i)
-        if is_local_cnn(layer.name) or layer.num_outputs == 0:
+        free = is_local_cnn(layer.name) if stream == "attention" else True
+        if (free and layer.name not in keep) or layer.num_outputs == 0:
             continue
         if layer.get_output(0).dtype != trt.float32:
             continue  # shape arithmetic (int64) is not a precision choice
@@ -183,8 +185,11 @@ def build_stream(trt, man: Manifest, stream: str, plan: StreamPlan, source: Path
     profile = _profile(builder, batch, man.io[stream]["inputs"])
     config.add_optimization_profile(profile)
     if calibrator is not None:
-        if stream == "attention":
-            log.append(f"attention: {_pin_glue_fp32(trt, network, config)} glue layers pinned to fp32")
+        import onnx
+
+        keep = float_convs(onnx.load(str(source)))
+        log.append(f"{stream}: {pin_fp32(trt, network, config, stream, keep)} layers pinned to fp32 (pixel-reading "
+                   f"convolutions" + (", selector and glue)" if stream == "attention" else ")"))
         config.int8_calibrator = calibrator
         # TensorRT calibrates at the calibration profile's opt shape: one of exactly the calibrator's batch
         b = calib_batch or batch[1]

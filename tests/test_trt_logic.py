@@ -600,3 +600,35 @@ def test_autocast_gets_the_dla_target_where_modelopt_has_it(tmp_path, monkeypatc
         tool = fp16_onnx(src, tmp_path / f"{signature}.onnx", dla=True)
         assert ("(target_dla)" in tool) == (signature == "with") and "modelopt.autocast" in tool
     assert seen == [True, None]
+
+
+def test_implicit_int8_pins_the_pixel_reading_convolutions_and_the_attention_glue():
+    """The layers TensorRT's implicit INT8 must keep fp32, by ONNX node name (the parser's layer names): the
+    rule every quantiser follows (int8_scope.float_convs), plus everything outside the local CNN in the
+    attention stream. A stand-in network: what is tested is which layers OUR code pins."""
+    from alage_edge.convert.tensorrt import pin_fp32
+
+    class Layer:
+        def __init__(self, name, dtype="float32"):
+            self.name, self.num_outputs, self.precision, self._dt, self.out = name, 1, None, dtype, {}
+
+        def get_output(self, i):
+            return SimpleNamespace(dtype=self._dt)
+
+        def set_output_type(self, i, t):
+            self.out[i] = t
+
+    trt = SimpleNamespace(float32="float32", BuilderFlag=SimpleNamespace(OBEY_PRECISION_CONSTRAINTS="obey"))
+    flags = []
+    config = SimpleNamespace(set_flag=flags.append)
+    names = ["/stream/downsample/Conv", "/stream/backbone/conv1/Conv", "/stream/backbone/layer1/layer1.0/conv1/Conv"]
+    glob = [Layer(n) for n in names]
+    net = SimpleNamespace(num_layers=len(glob), get_layer=lambda i: glob[i])
+    assert pin_fp32(trt, net, config, "global", names[:2]) == 2 and flags == ["obey"]
+    assert [lay.precision for lay in glob] == ["float32", "float32", None]
+    att = [Layer("/stream/local/conv1/Conv"), Layer("/stream/local/layer1/layer1.0/conv1/Conv"),
+           Layer("/stream/lstm/MatMul"), Layer("/stream/navigator/features/features.0/Conv"),
+           Layer("/stream/Shape", dtype="int64")]
+    net = SimpleNamespace(num_layers=len(att), get_layer=lambda i: att[i])
+    assert pin_fp32(trt, net, config, "attention", ["/stream/local/conv1/Conv"]) == 3
+    assert [lay.precision for lay in att] == ["float32", None, "float32", "float32", None]
