@@ -161,7 +161,8 @@ def pin_fp32(trt, network, config, stream: str, keep: Iterable[str]) -> int:
         for j in range(layer.num_outputs):
             layer.set_output_type(j, trt.float32)
         pinned += 1
-    config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+    if pinned:
+        config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
     return pinned
 
 
