@@ -92,6 +92,8 @@ def test_the_claims_default_row_trains_what_the_compact_preset_trains(tmp_path):
     assert settings(row) == settings(TrainConfig.from_preset("compact", arch="al_resnet18", epochs=(0, 0, 12)))
     static = settings(train_config(tmp_path, "AL static", 0, "synth", (0, 0, 12), "c", False))
     assert static[0] == settings(row)[0] and {**static[1], "selector": "lstm"} == settings(row)[1]
+    wide = settings(train_config(tmp_path, "AL lstm 64px", 0, "synth", (0, 0, 12), "c", False))
+    assert wide[0] == settings(row)[0] and {**wide[1], "crop_size": row.model["crop_size"]} == settings(row)[1]
 
 
 def test_the_plain_networks_span_S_to_2S_at_two_widths():
