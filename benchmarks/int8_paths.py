@@ -8,7 +8,8 @@ Works on a copy of the bundle (the bundle itself is never written): builds the O
 ``--int8-scope global`` and ``global+local`` (each as one fused IR and as two streams) and the Q/DQ model,
 then times each path at batch 1 and 8 (rounds interleaved: every path once per round, the median of the
 round medians), and measures the age drift against OpenVINO fp32 on the synth test split and on the real
-photos parity uses (``alage-edge parity``'s criteria: INT8 within 1.5 y on every photo, bf16 within 0.5 y).
+photos parity uses (``alage-edge parity``'s criteria: INT8 within 1.5 y on every photo, bf16 within 0.5 y),
+and the share of synth faces whose glimpses went to another anchor than fp32's.
 Prints a table with the CPU and its flags; compare the rows of one run, not across machines.
 """
 from __future__ import annotations
@@ -73,9 +74,10 @@ def main(argv=None) -> int:
         if photos is not None:
             sets.append(photos)
         ref = [compare.outputs(ests["OpenVINO fp32 (fused)"], s.images) for s in sets]
-        drift = {}
+        drift, moved = {}, {}
         for k, est in ests.items():
             outs = [compare.outputs(est, s.images) for s in sets]
+            moved[k] = compare.compare(ref[0], outs[0], None, 0.0, 0.0).get("glimpses_moved")
             drift[k] = [float(np.abs(o["age"] - r["age"]).max()) for o, r in zip(outs, ref)] + \
                 [float(np.abs(outs[0]["age"] - sets[0].ages).mean() - np.abs(ref[0]["age"] - sets[0].ages).mean())]
         times = {k: {1: [], 8: []} for k in ests}
@@ -94,12 +96,13 @@ def main(argv=None) -> int:
             rate = gf * 8 / (t8 / 1e3) if gf else None
             rows.append((k, f"{t1:.2f}", f"{t8:.2f}", f"{base[1] / t1:.2f}x", f"{base[8] / t8:.2f}x",
                          f"{rate:.0f}" if rate else "-", f"{100 * rate / peak:.1f}%" if rate and peak else "-",
-                         f"{drift[k][0]:.3f}", f"{drift[k][1]:.3f}" if len(sets) > 1 else "-", f"{drift[k][-1]:+.3f}"))
+                         f"{drift[k][0]:.3f}", f"{drift[k][1]:.3f}" if len(sets) > 1 else "-", f"{drift[k][-1]:+.3f}",
+                         "-" if moved[k] is None else f"{moved[k]:.1%}"))
             ests[k].close()
         print(f"CPU: {cpu_name()} [{cpu_flags()}]; {man.model.get('arch')} {man.preprocess.size}px input, "
               f"{gf} GFLOPs a face; {args.rounds} interleaved rounds; drift against OpenVINO fp32")
         print(table(["path", "b1 p50 ms", "b8 p50 ms", "b1 vs fp32", "b8 vs fp32", "b8 GFLOP/s", "of peak",
-                     "synth max drift (y)", "photos max drift (y)", "MAE change (y)"], rows))
+                     "synth max drift (y)", "photos max drift (y)", "MAE change (y)", "synth glimpses moved"], rows))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

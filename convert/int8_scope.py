@@ -54,8 +54,8 @@ def float_convs(model) -> list:
     return stem_convs(model) + [n.name for n in model.graph.node if n.op_type == "Conv" and is_selector(n.name)]
 
 
-DOWNSAMPLE = "downsample"
-PIXEL_MOVES = ("Slice", "Flatten", "Reshape", "GatherElements")  # ops that move pixels without arithmetic  # the global stream's fixed 2x downsample (model/alnet.py: Downsample2x)
+DOWNSAMPLE = "downsample"  # the global stream's fixed 2x downsample (model/alnet.py: Downsample2x)
+PIXEL_MOVES = ("Slice", "Flatten", "Reshape", "GatherElements")  # ops that move pixels without arithmetic
 
 
 def stem_convs(model) -> list:

@@ -73,6 +73,9 @@ def outputs(est: AgeEstimator, images: np.ndarray, batch: int = 16) -> Dict[str,
     return {k: np.concatenate([p[k] for p in parts]) for k in keys}
 
 
+GLIMPSE_MOVED = 1e-3  # box coordinates are fractions of the input side; an anchor is pixels apart
+
+
 def compare(ref: Dict[str, np.ndarray], got: Dict[str, np.ndarray], ages: Optional[np.ndarray],
             atol: float, rtol: float) -> Dict[str, float]:
     """Drift of one run against the reference on one set."""
@@ -83,7 +86,10 @@ def compare(ref: Dict[str, np.ndarray], got: Dict[str, np.ndarray], ages: Option
            "logit_max_abs": float(diff.max()), "drift_mean": float(drift.mean()), "drift_max": float(drift.max()),
            "group_agreement": float(np.mean(got["group"] == ref["group"]))}
     if "boxes" in ref and "boxes" in got:
-        out["box_max_abs"] = float(np.abs(got["boxes"] - ref["boxes"]).max())
+        moved = np.abs(got["boxes"] - ref["boxes"]).reshape(len(drift), -1).max(axis=1)
+        out["box_max_abs"] = float(moved.max())
+        # faces where a glimpse went elsewhere (beyond GLIMPSE_MOVED of the side: another anchor, not rounding)
+        out["glimpses_moved"] = float((moved > GLIMPSE_MOVED).mean())
     if ages is not None:
         out["mae"] = float(np.mean(np.abs(got["age"] - ages)))
         out["mae_ref"] = float(np.mean(np.abs(ref["age"] - ages)))

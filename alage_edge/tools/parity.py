@@ -103,12 +103,13 @@ def format_report(rep: dict) -> str:
 
     rows = [(r["label"], r["precision"], r["set"], r["images"],
              f"{r['logits_within']:.0%}" if CRITERIA[r["precision"]].logit_atol else "-",
-             r["drift_mean"], r["drift_max"], f"{r['group_agreement']:.1%}", r.get("mae"),
+             r["drift_mean"], r["drift_max"], f"{r['group_agreement']:.1%}",
+             f"{r['glimpses_moved']:.1%}" if "glimpses_moved" in r else "-", r.get("mae"),
              f"{r['mae_change']:+.3f}" if "mae_change" in r else "-",
              "pass" if r["pass"] else "FAIL: " + "; ".join(r["fails"])) for r in rep["rows"]]
     out = [f"parity against {rep['reference']} ({rep['bundle']})",
            table(["run", "precision", "set", "n", "logits ok", "drift mean (y)", "drift max (y)", "same group",
-                  "MAE", "ΔMAE", "verdict"], rows)]
+                  "glimpses moved", "MAE", "ΔMAE", "verdict"], rows)]
     notes = sorted({f"{r['label']} {r['precision']}: {r['backend']}" for r in rep["rows"] if "lacks" in r["backend"]})
     out += [f"note: {n}" for n in notes]
     if rep["skipped"]:

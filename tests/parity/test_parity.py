@@ -46,7 +46,7 @@ def test_backend_matches_reference(run, trained_bundle, sets, reference):
         fails = verdict(run.precision, m, photos=s.ages is None)
         assert not fails, f"{run.label} {run.precision} on {s.name}: {fails} ({m})"
         if run.precision == "fp32":
-            assert m["box_max_abs"] < 1e-3 and m["group_agreement"] == 1.0
+            assert m["box_max_abs"] < 1e-3 and m["group_agreement"] == 1.0 and m["glimpses_moved"] == 0.0
     est.close()
 
 
@@ -62,7 +62,7 @@ def test_parity_cli_table_and_json(trained_bundle, tmp_path, capsys):
     rc = main(["parity", str(trained_bundle), "--data", "synth:seed=5", "--n", "24", "--runs",
                "onnxruntime-fp32,onnxruntime-int8-qdq", "--out", str(tmp_path)])
     out = capsys.readouterr().out
-    assert "drift mean" in out and "ONNX Runtime Q/DQ" in out
+    assert "drift mean" in out and "ONNX Runtime Q/DQ" in out and "glimpses moved" in out
     import json
 
     rep = json.loads((tmp_path / "parity.json").read_text())
@@ -82,3 +82,13 @@ def test_criteria_catch_a_drifting_backend():
     assert verdict("int8", m) == []
     m["drift_max"] = 1.6  # one real photo moved 1.6 years: INT8's per-image bound on the photos
     assert verdict("int8", m, photos=True) and not verdict("int8", m, photos=False)
+
+
+def test_parity_counts_the_faces_whose_glimpses_went_elsewhere():
+    ref = {"fused_logits": np.zeros((4, 101)), "age": np.full(4, 30.0), "group": np.zeros(4, int),
+           "boxes": np.tile(np.array([0.1, 0.1, 0.3, 0.3]), (4, 2, 1))}
+    got = {k: v.copy() for k, v in ref.items()}
+    got["boxes"][1, 1] += 8 / 224  # face 1's second glimpse: the next anchor
+    got["boxes"][2] += 1e-5  # face 2: rounding only
+    m = compare.compare(ref, got, None, 0.0, 0.0)
+    assert m["glimpses_moved"] == 0.25 and m["box_max_abs"] > 0.03
