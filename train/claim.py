@@ -42,8 +42,9 @@ MODELS = {  # name -> (arch, model options over the preset)
     "AL static 64px": ("al_resnet18", {"selector": "static", "crop_size": 64}),
     "AL lstm 64px": ("al_resnet18", {"crop_size": 64}),
 }
-# rows over every seed (the two selectors and the strongest plain network); the others on the first seed only
-EVERY_SEED = ("AL lstm", "AL static", "global@2S w16")
+# rows over every seed: the two selectors and the plain networks around them (1.5S and 2S, both widths); the
+# others (the plain networks at S, far from the frontier, and the 64 px trials) on the first seed only
+EVERY_SEED = ("AL lstm", "AL static", "global@1.5S w8", "global@1.5S w16", "global@2S w8", "global@2S w16")
 
 
 def plan(seeds: Sequence[int], only: Optional[Sequence[str]] = None) -> List[tuple]:
