@@ -37,7 +37,9 @@ def check_int8_scope(scope: str) -> str:
 
 
 def is_local_cnn(name: str) -> bool:
-    return name.startswith(LOCAL_CNN_PREFIX) or name.startswith(LOCAL_CNN_PREFIX.lstrip("/"))
+    """A node of the local CNN: ``/stream/local/...`` in the attention graph, ``/attention_stream/local/...``
+    in the whole model as one graph (not ``local_head``)."""
+    return LOCAL_CNN_PREFIX.lstrip("/") in name
 
 
 SELECTOR_MODULES = ("navigator", "summary")  # model/anchors.py: AnchorAttention's choosing convolutions

@@ -36,6 +36,7 @@ from .int8_scope import (
     SELECTOR_PATTERNS,
     check_int8_scope,
     float_convs,
+    is_local_cnn,
     is_selector,
 )
 
@@ -44,19 +45,15 @@ from .int8_scope import (
 PRECISE = "precise_0"
 
 
-def keep_attention_float(model, stream: str) -> int:
-    """Mark the attention stream's nodes, all but the local CNN's, to run in f32 under any precision hint:
-    the selector, the crops, the heads. Returns how many. Under the bf16 hint (INT8 + bf16, ``auto``'s pick on
-    AMX CPUs) the whole attention stream had run in bf16 and the choice of glimpse changed on 27% of the demo
-    model's synth faces (34% on a trained AL-ResNet-18); with the marks 1.5% there: OpenVINO 2026.4 drops the
-    mark where it turns a MatMul into a FullyConnected, so the LSTM's gate products still run bf16."""
-    n = 0
+def keep_attention_float(model, stream: str) -> None:
+    """Mark the attention stream's nodes, all but the local CNN's, to run in f32 under any precision hint
+    (the selector, the crops, the heads): under the INT8 + bf16 hint the selector had run in bf16 and a close
+    choice of glimpse changed (docs: benchmarks). OpenVINO 2026.4 drops the mark where it turns a MatMul into
+    a FullyConnected, so the LSTM's gate products still run in bf16."""
     for op in model.get_ops():
         name = op.get_friendly_name()
-        if (stream == "attention" or "attention_stream" in name) and "/local/" not in name:
+        if (stream == "attention" or "attention_stream" in name) and not is_local_cnn(name):
             op.get_rt_info()[PRECISE] = ""
-            n += 1
-    return n
 
 
 def _save(model, path: Path, compress: bool) -> List[str]:
