@@ -5,7 +5,7 @@ The selector's ranking compares, per face, the T glimpses taken with ``candidate
 where the age is but not where exactly (glimpse centres land in a region mostly, IoU >= 0.5 a quarter of
 the time). Here ``--near K`` of the candidates are neighbours of a taken glimpse (1 or 2 strides away in x
 and y); ``--candidates N`` sets the total, so 8 random against 4 random + 4 near isolates "near" from "more".
-The claim's "AL lstm" row otherwise (compact preset, synth v5, 3,000 faces, 12 joint epochs):
+The claim's "AL lstm" row (or ``--model "AL static"``) otherwise (compact preset, synth v5, 3,000 faces, 12 joint epochs):
 
     OMP_NUM_THREADS=1 PYTHONPATH=. python experiments/near_candidates_trial.py --out runs/exp27/near4 --candidates 8 --near 4
     python experiments/oracle_glimpses.py runs/exp27/near4/best.pt
@@ -47,8 +47,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--candidates", type=int, default=8)
     ap.add_argument("--near", type=int, default=4)
+    ap.add_argument("--model", default="AL lstm", choices=["AL lstm", "AL static"])
     args = ap.parse_args()
-    cfg = train_config(Path(args.out).parent, "AL lstm", args.seed, data_spec(3000, 1000, 5), (0, 0, 12),
+    cfg = train_config(Path(args.out).parent, args.model, args.seed, data_spec(3000, 1000, 5), (0, 0, 12),
                        "runs/claim-v5b/cache", False)
     cfg.out, cfg.model = args.out, {**cfg.model, "candidates": args.candidates}
     NEAR["k"] = args.near
