@@ -64,7 +64,7 @@ def main(argv=None) -> int:
             for graph in ("split", "fused"):
                 paths[f"OpenVINO INT8 {scope} ({graph})"] = (b, dict(backend="openvino", precision="int8",
                                                                      artifact="openvino", graph=graph))
-            paths[f"OpenVINO INT8 {scope} (fused) + bf16 elsewhere"] = (
+            paths[f"OpenVINO INT8 {scope} (fused) + bf16 float convolutions"] = (
                 b, dict(backend="openvino", precision="int8", artifact="openvino", graph="fused", hint="bf16"))
             paths[f"ONNX Runtime Q/DQ {scope}"] = (b, dict(backend="onnxruntime", precision="int8", artifact="qdq"))
         ests = {k: AgeEstimator.load(b, **kw) for k, (b, kw) in paths.items()}

@@ -92,6 +92,20 @@ def test_openvino_int8_with_nncf(bundle):
         with AgeEstimator.load(bundle, backend="openvino", precision=prec, graph="fused") as est:
             boxes[prec] = est.infer(x)["boxes"]
     np.testing.assert_array_equal(boxes["int8"], boxes["fp32"])
+    # INT8 + bf16 casts to bf16 only the convolutions INT8 left float (the two stems), never the selector,
+    # and compiles with f32: the same glimpses again (under the bf16 hint OpenVINO ran the LSTM's products
+    # in bf16, having dropped their f32 mark, and glimpses moved). No cast where the CPU has no bf16.
+    from alage_edge.backends.ov_graph import cast_float_convolutions
+
+    core = ov.Core()
+    cast = cast_float_convolutions(fake_quantize(art, "fused")[0], core, "CPU")
+    has_bf16 = "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    assert len(cast) == (2 if has_bf16 else 0) and all("/local/conv1/" in n or "/backbone/conv1/" in n
+                                                       for n in cast), cast
+    with AgeEstimator.load(bundle, backend="openvino", precision="int8", graph="fused", hint="bf16") as est:
+        assert est.backend.hint_for("fused") == "f32" and est.backend.bf16_layers == cast
+        assert f"precision hint f32, {len(cast)} float convolutions bf16" in est.describe()
+        np.testing.assert_array_equal(est.infer(x)["boxes"], boxes["fp32"])
 
 
 def test_qdq_variants(bundle):

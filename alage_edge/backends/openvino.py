@@ -1,15 +1,12 @@
 """OpenVINO: IR (or ONNX) per stream, compiled with an explicit inference precision.
 
-On CPUs with AMX/AVX512-BF16 OpenVINO's default is bf16, so the hint is always set: f32 for fp32,
-fp16 and int8 artifacts, bf16 only when asked, and then for the global stream only (the attention
-stream's choice and crops stay f32; docs: benchmarks, parity). The whole model as one IR (``fused``)
-is the default graph where the artifact has it; bf16 keeps the split graph (its hint differs per stream).
-Each batch size that arrives (the first STATIC_SIZES per stream) runs a model compiled for that static
-shape, later sizes the dynamic-batch one: the dynamic model cost 0.45 ms more at batch 1 and 0.6 ms more
-at batch 8 (demo model, INT8, 2-core AMX Xeon). A new size compiles once (about 0.4 s there);
-``shapes="dynamic"`` keeps the dynamic model. Several batches run on several infer requests at once
-(``start_async`` then ``wait``), without Python callbacks: a callback that needs the GIL while the
-compiled model is torn down deadlocked (``AsyncInferQueue``).
+AMX/AVX512-BF16 CPUs default to bf16, so the hint is always set: f32 for fp32, fp16 and int8, bf16 when
+asked, for the global stream only (the attention stream's choice and crops stay f32). INT8 asked for bf16
+compiles with f32 and casts the convolutions INT8 left float to bf16 (``ov_graph``). One IR (``fused``) is
+the default graph where the artifact has it; bf16 keeps the split graph (its hint differs per stream).
+The first STATIC_SIZES batch sizes per stream each run a model compiled for that static shape (faster:
+docs, benchmarks), later sizes the dynamic one (``shapes="dynamic"``: always). Batches run on several
+infer requests at once, without callbacks (one needing the GIL at teardown deadlocked).
 """
 from __future__ import annotations
 
@@ -22,6 +19,7 @@ from ..formats import QDQ_S8, QDQ_U8
 from ..graphs import FLOAT_STREAMS
 from ..manifest import first_line
 from .base import Backend, BackendError, Source
+from .ov_graph import cast_float_convolutions
 
 STATIC_SIZES = 4  # batch sizes per stream compiled with a static shape
 HINTS = {"fp32": "f32", "fp16": "f32", "int8": "f32", "bf16": "bf16"}
@@ -38,6 +36,7 @@ class OpenVINOBackend(Backend):
             "int8": [Source("openvino", "int8"), Source("qdq", "int8", QDQ_U8), Source("qdq", "int8", QDQ_S8)]}
 
     preferred_graph = "fused"  # one IR (the graph plan splits where it must)
+    bf16_layers: List[str] = []  # INT8 + bf16: those cast
 
     @property
     def hint(self) -> str:
@@ -45,9 +44,13 @@ class OpenVINOBackend(Backend):
 
     def hint_for(self, stream: str) -> str:
         """The inference precision a stream compiles with (an explicit ``hint`` option applies to all)."""
-        if not self.options.get("hint") and stream in FLOAT_STREAMS.get(self.precision, ()):
+        if not self.options.get("hint") and stream in FLOAT_STREAMS.get(self.precision, ()) or self.cast:
             return "f32"
         return self.hint
+
+    @property
+    def cast(self) -> bool:
+        return self.precision == "int8" and self.hint == "bf16"
 
     def _load(self, stream: str, path):
         import openvino as ov
@@ -68,7 +71,7 @@ class OpenVINOBackend(Backend):
         self._static: Dict[str, Dict[int, object]] = {**getattr(self, "_static", {}), stream: {}}
         self._compiling = threading.Lock()
         self._local = threading.local()  # infer requests per thread, stream and batch size
-        eff = compiled.get_property("INFERENCE_PRECISION_HINT")  # bf16 falls back to f32 without AVX512-BF16/AMX
+        eff = compiled.get_property("INFERENCE_PRECISION_HINT")  # f32 where the CPU lacks bf16
         self.effective_hints = {**getattr(self, "effective_hints", {}),
                                 stream: eff.to_string() if hasattr(eff, "to_string") else str(eff)}
         return compiled
@@ -77,6 +80,8 @@ class OpenVINOBackend(Backend):
         """The model at ``path`` compiled for ``device``; with ``batch`` for that static batch size."""
         try:
             model = self._core.read_model(str(path))
+            if self.cast:
+                self.bf16_layers = cast_float_convolutions(model, self._core, device)
             if batch:
                 model.reshape({p.get_any_name(): [batch, *p.get_partial_shape()[1:]] for p in model.inputs})
             return self._core.compile_model(model, device, config)
@@ -84,7 +89,7 @@ class OpenVINOBackend(Backend):
             raise BackendError(f"{path}: OpenVINO cannot compile it on {device} ({first_line(e, 300)})") from e
 
     def _compiled_for(self, stream: str, batch: int):
-        """(compiled model, key of its requests) for a batch of ``batch``: static-shape or dynamic."""
+        """(compiled model, key of its requests) for a batch of ``batch``."""
         static = self._static[stream]
         if batch not in static and len(static) < STATIC_SIZES and self.options.get("shapes", "static") == "static":
             with self._compiling:
@@ -100,7 +105,7 @@ class OpenVINOBackend(Backend):
                 "outputs": {p.get_any_name(): dims(p) for p in compiled.outputs}}
 
     def _requests(self, stream: str, batches: List[int]) -> list:
-        """One infer request per batch (this thread's, reused), from the model compiled for its size."""
+        """One infer request per batch (this thread's, reused)."""
         reqs, used = [], {}
         pools = self._local.__dict__.setdefault("pools", {})
         for b in batches:
@@ -143,6 +148,8 @@ class OpenVINOBackend(Backend):
         lacks = sorted({h for s, h in asked.items() if eff.get(s, h) != h})
         ran = (f", runs {' / '.join(f'{h} {s}' for s, h in eff.items())}: this CPU lacks {', '.join(lacks)}"
                if lacks else "")
+        if self.cast:
+            hints = f"f32, {len(self.bf16_layers)} float convolutions bf16"
         return f"openvino {self.precision} ({self.graph} graph, precision hint {hints}{ran})"
 
     def _close(self) -> None:
