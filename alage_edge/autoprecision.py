@@ -1,6 +1,6 @@
 """``precision="auto"``: the fastest artifact that passed parity for this bundle on this machine.
 
-Two records decide, both keyed by the machine (CPU model and flags, library versions):
+Two records decide, both keyed by the machine (CPU model and flags, library versions) and RUNS_REVISION:
 
 - the bundle's ``parity-record.json``, written by ``alage-edge parity``: which runs met their bounds here;
 - a short timing of each of those runs at the estimator's batch size, cached in
@@ -24,13 +24,17 @@ from .backends import Selection, select
 from .manifest import Manifest
 
 RECORD = "parity-record.json"
+# what a run computes, versioned: a record made before a change of what a run does is not this run's
+# (2: INT8 + bf16 casts the float convolutions instead of the bf16 hint)
+RUNS_REVISION = 2
 
 
 def machine_key() -> str:
     from .system import cpu_flags, cpu_name, package_versions
 
     v = package_versions()
-    parts = [cpu_name(), cpu_flags()] + [f"{k}={v.get(k)}" for k in ("openvino", "onnxruntime", "torch", "tensorrt")]
+    parts = [cpu_name(), cpu_flags(), f"runs={RUNS_REVISION}"] + [
+        f"{k}={v.get(k)}" for k in ("openvino", "onnxruntime", "torch", "tensorrt")]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 

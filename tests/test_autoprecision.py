@@ -56,6 +56,17 @@ def test_auto_picks_the_fastest_run_that_passed_and_caches_its_timings(bundle):
                                                                 "torch-fp32"]  # measured once, then cached
 
 
+def test_a_record_made_before_a_run_changed_what_it_computes_is_not_read(bundle, monkeypatch):
+    """INT8 + bf16 once meant the bf16 hint and now casts the float convolutions: a parity record of the old
+    run says nothing about the new one, so auto falls back to the default and says why."""
+    import alage_edge.autoprecision as ap
+
+    record_parity(bundle, _report(**{"onnxruntime-fp32": True, "onnxruntime-int8-qdq": True}))
+    monkeypatch.setattr(ap, "RUNS_REVISION", ap.RUNS_REVISION + 1)
+    sel = choose(Manifest.load(bundle), backend="onnxruntime")
+    assert sel.precision == "fp32" and "no parity record for this machine" in sel.why["auto"]
+
+
 def test_auto_never_picks_a_slower_int8_or_one_that_failed_parity(bundle):
     record_parity(bundle, _report(**{"onnxruntime-fp32": True, "onnxruntime-int8-qdq": True}))
     timer, _ = _timer({"onnxruntime-fp32": 1.0, "onnxruntime-int8-qdq": 3.0, "torch-fp32": 9.0})
