@@ -33,15 +33,28 @@ def test_glimpses_are_exact_copies_of_the_anchor_pixels():
         np.testing.assert_allclose(boxes[a].numpy() * 128, [c, y, c + 32, y + 32])
 
 
-def test_the_lstm_chooses_per_face_and_never_reads_an_overlapping_anchor_twice():
-    m = _model(steps=4, prior=0.0)
+@pytest.mark.parametrize("suppress", [0.25, 0.5])
+def test_the_lstm_chooses_per_face_and_never_reads_an_overlapping_anchor_twice(suppress):
+    m = _model(steps=4, prior=0.0, suppress_iou=suppress)
     with torch.no_grad():
         boxes = m(torch.randn(6, 3, 128, 128))["boxes"].numpy()
     assert boxes.shape == (6, 4, 4)
     assert len({tuple(b.ravel()) for b in boxes}) > 1, "every face got the same glimpses"
     for b in boxes:
         pair = iou(b[:, None], b[None])
-        assert (pair[~np.eye(4, dtype=bool)] < 0.5).all()
+        assert (pair[~np.eye(4, dtype=bool)] < suppress).all()
+
+
+def test_suppression_follows_the_configured_iou_and_an_older_config_reads_as_0_5():
+    m = _model()
+    assert m.cfg.suppress_iou == 0.25
+    _, boxes, overlap, _ = anchor_tables(m.cfg)
+    pair = iou(boxes.numpy()[:, None], boxes.numpy()[None])
+    np.testing.assert_array_equal(overlap.numpy(), (pair >= 0.25 - 1e-6).astype(np.float32))
+    assert ((pair >= 0.25) & (pair < 0.5)).any(), "no anchor pair between the two thresholds: the test sees nothing"
+    cfg = m.cfg.to_dict()
+    del cfg["suppress_iou"]
+    assert ALNetConfig.from_dict(cfg).suppress_iou == 0.5
 
 
 def test_first_max_is_argmax_with_its_tie_rule():
@@ -136,6 +149,7 @@ def test_a_config_written_before_anchors_reads_as_box_regression():
     ({"anchor_stride": 20}, "anchor_stride must divide"),
     ({"exact_crops": True}, "exact_crops, s_min and s_max are for selector 'boxes'"),
     ({"selector": "glance"}, "selector must be one of"),
+    ({"suppress_iou": 0.0}, "suppress_iou must be in"),
 ])
 def test_bad_anchor_settings_are_refused_with_the_reason(over, message):
     with pytest.raises(ValueError, match=message):

@@ -55,6 +55,10 @@ class ALNetConfig:
     anchor_stride: int = 16  # anchors: crop_size squares every anchor_stride pixels of the detail image
     nav_width: int = 16  # channels of the map of the face the selector reads
     candidates: int = 4  # training only: extra random anchors per face the ranking loss compares
+    # An anchor at IoU >= suppress_iou with a glimpse already taken is not taken again (non-maximum
+    # suppression, as NTS-Net's 0.25). At 0.5 the glimpses piled onto the same regions. A config without
+    # this key was written with 0.5.
+    suppress_iou: float = 0.25
     # What the LSTM reads: "map" (the face map and the map's features at its last glimpse: the choice depends
     # on no layer INT8 quantises, and the T glimpses, chosen first, are read in one local CNN call over T x B
     # crops) or "local" (also g and the local CNN's features of its last glimpse: the paper's loop, T local
@@ -129,6 +133,8 @@ class ALNetConfig:
                              f"s_max are for selector 'boxes'")
         if self.feedback not in ("local", "map"):
             raise ValueError(f"feedback must be 'local' or 'map', got {self.feedback!r}")
+        if not 0.0 < self.suppress_iou <= 1.0:
+            raise ValueError(f"suppress_iou must be in (0, 1], got {self.suppress_iou}")
         if self.nav_width < 1 or self.candidates < 0:
             raise ValueError(f"nav_width must be >= 1 and candidates >= 0, got {self.nav_width}, {self.candidates}")
         if self.steps > ((side - crop) // stride + 1) ** 2:
@@ -163,6 +169,8 @@ class ALNetConfig:
             raise ValueError(f"unknown model config keys: {unknown}")
         if "selector" not in d:  # written before anchors: the box regression
             d = {**d, "selector": "boxes"}
+        if "suppress_iou" not in d:  # written before the key: anchors suppressed at IoU >= 0.5
+            d = {**d, "suppress_iou": 0.5}
         return cls(**d)
 
 

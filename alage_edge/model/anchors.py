@@ -4,7 +4,7 @@ Anchors are crop_size squares every anchor_stride pixels of the detail image. A 
 at 1/8 of the detail resolution and gives each anchor a feature vector (pooled over its window). At each
 step the LSTM reads a summary of that map and what it saw at its last glimpse (the map there, or with
 ``feedback="local"`` g and the local CNN's features of the glimpse: the paper's loop), its query scores every
-anchor, anchors that overlap a glimpse already taken are suppressed (IoU >= 0.5), and the best one is cut
+anchor, anchors that overlap a glimpse already taken are suppressed (IoU >= ``suppress_iou``), and the best one is cut
 from the detail image: an exact copy of its pixels (GatherElements with data-dependent positions: exports
 at opset 17 and runs in ONNX Runtime, OpenVINO and TensorRT).
 
@@ -89,7 +89,7 @@ def first_max(score: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 def anchor_tables(cfg: ALNetConfig) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(flat index of each anchor's top-left pixel (A,), boxes (A, 4) in [0, 1], overlap (A, A): 1 where
-    IoU >= 0.5, offsets (R*R,) of a crop's pixels from its top-left in the flattened image)."""
+    IoU >= ``suppress_iou``, offsets (R*R,) of a crop's pixels from its top-left in the flattened image)."""
     side, r, s = cfg.input_size, cfg.crop_size, cfg.anchor_stride
     n = (side - r) // s + 1
     ys, xs = torch.meshgrid(torch.arange(n) * s, torch.arange(n) * s, indexing="ij")
@@ -99,7 +99,7 @@ def anchor_tables(cfg: ALNetConfig) -> Tuple[torch.Tensor, torch.Tensor, torch.T
     dx = (r - (xs[:, None] - xs[None]).abs()).clamp(min=0)
     dy = (r - (ys[:, None] - ys[None]).abs()).clamp(min=0)
     inter = (dx * dy).float()
-    overlap = (inter / (2 * r * r - inter) >= 0.5 - 1e-6).float()
+    overlap = (inter / (2 * r * r - inter) >= cfg.suppress_iou - 1e-6).float()
     rows, cols = torch.meshgrid(torch.arange(r), torch.arange(r), indexing="ij")
     return starts, boxes, overlap, (rows * side + cols).reshape(-1)
 
