@@ -10,17 +10,16 @@ suppression trial, written before the model kept ``suppress_iou`` in its config)
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 import torch
+from oracle_glimpses import report  # experiments/, beside this script
 
 from alage_edge.ages import decode
 from alage_edge.data import open_splits
 from alage_edge.metrics import iou
 from alage_edge.model import load_checkpoint
 from alage_edge.model.anchors import anchor_tables
-from alage_edge.table import table
 
 DATA = "synth:n=3000,n_test=1000,seed=0,size=224,version=5"  # the claim's (train/claim.py: data_spec)
 
@@ -66,12 +65,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--json", help="write the rows here")
     args = ap.parse_args()
-    rows = [coverage(a, args.n) for a in args.checkpoints]
-    keys = list(rows[0])
-    print(table(keys, [[r[k] for k in keys] for r in rows]))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+    report([coverage(a, args.n) for a in args.checkpoints], args.json)
 
 
 if __name__ == "__main__":

@@ -79,10 +79,15 @@ def main() -> None:
             rows.append({"checkpoint": ck, "split": args.split, "glimpses": way, "mae": round(float(np.abs(age - ages).mean()), 3),
                          "hits_iou_0.5": round(float(hits.mean()), 3)})
             print(rows[-1], flush=True)
-    keys = ["checkpoint", "split", "glimpses", "mae", "hits_iou_0.5"]
+    report(rows, args.json)
+
+
+def report(rows: list, path=None) -> None:
+    """Print the rows as a table and, given ``path``, write them there as JSON."""
+    keys = list(rows[0])
     print(table(keys, [[r[k] for k in keys] for r in rows]))
-    if args.json:
-        with open(args.json, "w") as f:
+    if path:
+        with open(path, "w") as f:
             json.dump(rows, f, indent=1)
 
 

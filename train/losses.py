@@ -55,17 +55,21 @@ def _per_item(logits: torch.Tensor, age: torch.Tensor, target: torch.Tensor, hea
     return loss
 
 
+def glimpse_losses(logits: torch.Tensor, age: torch.Tensor, group: torch.Tensor, head: str, l1: float) -> torch.Tensor:
+    """The loss of each glimpse's logits (B, N, K) against its face's age: (B, N)."""
+    b, n, k = logits.shape
+    target = head_targets(head, age, group)
+    return _per_item(logits.reshape(b * n, k).float(), age.repeat_interleave(n), target.repeat_interleave(n), head,
+                     l1).reshape(b, n)
+
+
 def ranking_loss(out: Dict[str, torch.Tensor], age: torch.Tensor, group: torch.Tensor, head: str,
                  weights: LossWeights, tau: float = 0.5) -> Tuple[torch.Tensor, Dict[str, float]]:
     """An anchor selector's two terms. The local CNN learns age from every glimpse it read (the T taken
     and the random candidates); each glimpse's loss is then the teacher, and each step's scores learn its
     order, listwise: cross-entropy of softmax(scores) against softmax(-standardised loss / tau) over the
     glimpses that step could still take (NTS-Net's navigator/teacher idea, Yang et al., ECCV 2018)."""
-    logits = out["glimpse_logits"].float()  # (B, N, K)
-    b, n, k = logits.shape
-    target = head_targets(head, age, group)
-    per = _per_item(logits.reshape(b * n, k), age.repeat_interleave(n), target.repeat_interleave(n), head,
-                    weights.l1).reshape(b, n)
+    per = glimpse_losses(out["glimpse_logits"], age, group, head, weights.l1)
     glimpse = per.mean()
     teacher = per.detach()
     teacher = (teacher - teacher.mean(1, keepdim=True)) / (teacher.std(1, keepdim=True) + 1e-6)
