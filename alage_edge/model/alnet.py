@@ -56,9 +56,9 @@ class ALNetConfig:
     nav_width: int = 16  # channels of the map of the face the selector reads
     candidates: int = 4  # training only: extra random anchors per face the ranking loss compares
     # An anchor at IoU >= suppress_iou with a glimpse already taken is not taken again (non-maximum
-    # suppression, as NTS-Net's 0.25). At 0.5 the glimpses piled onto the same regions. A config without
+    # suppression; NTS-Net uses 0.25). At 0.5 the glimpses piled onto the same regions. A config without
     # this key was written with 0.5.
-    suppress_iou: float = 0.25
+    suppress_iou: float = 0.1
     # What the LSTM reads: "map" (the face map and the map's features at its last glimpse: the choice depends
     # on no layer INT8 quantises, and the T glimpses, chosen first, are read in one local CNN call over T x B
     # crops) or "local" (also g and the local CNN's features of its last glimpse: the paper's loop, T local
