@@ -20,7 +20,9 @@ global stem (8 x 3 x 7 x 7, stride 2, random weights), batch 1 and 8, fp32 hint,
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -75,13 +77,14 @@ def time_all(models: dict, side: int, rounds: int, inputs) -> dict:
     import openvino as ov
 
     core, reqs = ov.Core(), {}
-    for name, mod in models.items():
-        for b in (1, 8):
-            path = f"/tmp/alage-variant-{abs(hash(name))}-{b}.onnx"
-            args = inputs(b)
-            torch.onnx.export(mod, args, path, opset_version=17, dynamo=False)
-            reqs[(name, b)] = (core.compile_model(core.read_model(path), "CPU", {
-                "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}).create_infer_request(), args)
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (name, mod) in enumerate(models.items()):
+            for b in (1, 8):
+                path = str(Path(tmp) / f"variant{i}-b{b}.onnx")
+                args = inputs(b)
+                torch.onnx.export(mod, args, path, opset_version=17, dynamo=False)
+                reqs[(name, b)] = (core.compile_model(core.read_model(path), "CPU", {
+                    "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}).create_infer_request(), args)
     ms = {k: [] for k in reqs}
     for _ in range(rounds):
         for k, (req, args) in reqs.items():
