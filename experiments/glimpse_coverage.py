@@ -1,5 +1,7 @@
 """Where an anchor model's glimpses land: how many of a face's age regions they reach, and how often a
-glimpse lands in a region an earlier glimpse already reached.
+glimpse lands in a region an earlier glimpse already reached; and how many glimpses would hit a region at
+IoU >= 0.5 if each were a box of that region's size around the glimpse's centre (placement alone, the
+issue's "crops sized to the regions").
 
 Reads synth's true region boxes (evaluation only, as the claim's box hits do), on the claim's test faces.
 ``CKPT@IOU`` reads a checkpoint with anchors suppressed at IoU >= IOU (for checkpoints of the
@@ -47,6 +49,11 @@ def coverage(arg: str, n: int) -> dict:
     inside = ((cx[..., None] >= true[:, None, :, 0]) & (cx[..., None] <= true[:, None, :, 2])
               & (cy[..., None] >= true[:, None, :, 1]) & (cy[..., None] <= true[:, None, :, 3]))  # (N, T, R)
     hit = iou(b[:, :, None, :], true[:, None, :, :]) >= 0.5
+    # placement alone: each glimpse's centre with a box the size of the region it is compared with
+    half = (true[:, None, :, 2:] - true[:, None, :, :2]) / 2  # (N, 1, R, 2)
+    centre = np.stack([cx, cy], -1)[:, :, None, :]  # (N, T, 1, 2)
+    sized = np.concatenate([centre - half, centre + half], -1)  # (N, T, R, 4)
+    placed = iou(sized, true[:, None, :, :]) >= 0.5
     earlier = np.cumsum(inside, axis=1) - inside  # regions reached by the glimpses before each step
     repeat = (inside & (earlier > 0)).any(2)
     return {"checkpoint": arg, "suppress_iou": model.cfg.suppress_iou,
@@ -55,6 +62,7 @@ def coverage(arg: str, n: int) -> dict:
             "regions_hit_iou_0.5": round(float(hit.any(1).sum(1).mean()), 2),
             "glimpse_centre_in_a_region": round(float(inside.any(2).mean()), 3),
             "glimpse_hits_iou_0.5": round(float(hit.any(2).mean()), 3),
+            "glimpse_hits_iou_0.5_region_sized": round(float(placed.any(2).mean()), 3),
             "glimpse_repeats_a_region": round(float(repeat.mean()), 3),
             "centre_std": round(float(np.std(np.stack([cx, cy], -1), axis=0).mean()), 3), "faces": n}
 

@@ -7,7 +7,7 @@ torch = pytest.importorskip("torch")
 
 from alage_edge.metrics import iou  # noqa: E402
 from alage_edge.model import ALNetConfig, build_model  # noqa: E402
-from alage_edge.model.anchors import SplitLSTMCell, anchor_tables, first_max  # noqa: E402
+from alage_edge.model.anchors import SplitLSTMCell, anchor_tables, face_oval, first_max  # noqa: E402
 
 from .conftest import TINY  # noqa: E402
 
@@ -23,8 +23,8 @@ def _model(selector="lstm", seed=0, prior=2.0, **over):
 def test_glimpses_are_exact_copies_of_the_anchor_pixels():
     m = _model()
     att, x = m.attention_stream, torch.randn(3, 3, 128, 128)
-    starts, boxes, _, _ = anchor_tables(m.cfg)
-    assert len(starts) == ((128 - 32) // 16 + 1) ** 2
+    starts, boxes, _, _, _ = anchor_tables(m.cfg)
+    assert 6 < len(starts) < ((128 - 32) // 16 + 1) ** 2  # the grid's squares centred on the face
     pick = torch.tensor([0, 7, len(starts) - 1])
     crops = att.cut(x, pick)
     for i, a in enumerate(pick.tolist()):
@@ -49,13 +49,45 @@ def test_suppression_follows_the_configured_iou_and_an_older_config_reads_as_0_5
     m = _model()
     low = m.cfg.suppress_iou
     assert low < 0.5
-    _, boxes, overlap, _ = anchor_tables(m.cfg)
+    _, boxes, overlap, _, _ = anchor_tables(m.cfg)
     pair = iou(boxes.numpy()[:, None], boxes.numpy()[None])
     np.testing.assert_array_equal(overlap.numpy(), (pair >= low - 1e-6).astype(np.float32))
     assert ((pair >= low) & (pair < 0.5)).any(), "no anchor pair between the two thresholds: the test sees nothing"
     cfg = m.cfg.to_dict()
     del cfg["suppress_iou"]
     assert ALNetConfig.from_dict(cfg).suppress_iou == 0.5
+
+
+def test_anchors_lie_on_the_face_of_the_alignment_template_and_an_older_config_reads_every_square():
+    """The face oval comes from facial norms around the template's eyes (no data generator): it holds the
+    eyes, mouth and forehead of the template, not the input's corners; the anchors are the grid squares
+    centred in it, and each anchor's cell of the navigator's map is its place in the full grid."""
+    e = (0.36, 0.42, 0.64, 0.42)
+    assert face_oval(0.36, 0.42, e) and face_oval(0.5, 0.75, e) and face_oval(0.5, 0.2, e)
+    assert not any(face_oval(x, y, e) for x, y in ((0.05, 0.05), (0.95, 0.05), (0.05, 0.95), (0.95, 0.95)))
+    assert face_oval(0.85, 0.3, (0.6, 0.3, 0.88, 0.3)) and not face_oval(0.85, 0.3, e)  # follows the eyes
+    m = _model()
+    starts, boxes, _, _, cell = anchor_tables(m.cfg)
+    b = boxes.numpy()
+    assert face_oval((b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2).all()
+    n = (128 - 32) // 16 + 1
+    np.testing.assert_array_equal(starts.numpy(), (cell.numpy() // n) * 16 * 128 + (cell.numpy() % n) * 16)
+    cfg = m.cfg.to_dict()
+    del cfg["anchor_region"]
+    old = ALNetConfig.from_dict(cfg)
+    assert old.anchor_region == "all" and len(anchor_tables(old)[0]) == n * n
+    with pytest.raises(ValueError, match="anchor_region"):
+        ALNetConfig.from_dict({**cfg, "anchor_region": "cheeks"})
+
+
+def test_the_glimpses_stay_on_the_face_whatever_the_picture():
+    """An LSTM that scores the corners highest (random weights, a prior pushed there) still reads the face."""
+    m = _model(steps=4, prior=0.0)
+    _, boxes, _, _, _ = anchor_tables(m.cfg)
+    with torch.no_grad():
+        m.attention_stream.prior.copy_(torch.from_numpy(np.abs(boxes.numpy()[:, :2].sum(1) - 1.0)).float() * 50)
+        out = m(torch.randn(5, 3, 128, 128))["boxes"].numpy()
+    assert face_oval((out[..., 0] + out[..., 2]) / 2, (out[..., 1] + out[..., 3]) / 2).all()
 
 
 def test_first_max_is_argmax_with_its_tie_rule():

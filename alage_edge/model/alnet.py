@@ -59,6 +59,11 @@ class ALNetConfig:
     # suppression; NTS-Net uses 0.25). At 0.5 the glimpses piled onto the same regions. A config without
     # this key was written with 0.5.
     suppress_iou: float = 0.1
+    # Where anchors may be: "face" (centre inside the face oval of adult facial norms placed by the alignment
+    # template: anchors.face_oval), or "all" (every crop_size square of the grid). On faces unlike its
+    # training data an LSTM free to look anywhere put half its glimpses off the face. A config without
+    # this key was written with "all".
+    anchor_region: str = "face"
     # What the LSTM reads: "map" (the face map and the map's features at its last glimpse: the choice depends
     # on no layer INT8 quantises, and the T glimpses, chosen first, are read in one local CNN call over T x B
     # crops) or "local" (also g and the local CNN's features of its last glimpse: the paper's loop, T local
@@ -133,12 +138,18 @@ class ALNetConfig:
                              f"s_max are for selector 'boxes'")
         if self.feedback not in ("local", "map"):
             raise ValueError(f"feedback must be 'local' or 'map', got {self.feedback!r}")
+        if self.anchor_region not in ("face", "all"):
+            raise ValueError(f"anchor_region must be 'face' or 'all', got {self.anchor_region!r}")
         if not 0.0 < self.suppress_iou <= 1.0:
             raise ValueError(f"suppress_iou must be in (0, 1], got {self.suppress_iou}")
         if self.nav_width < 1 or self.candidates < 0:
             raise ValueError(f"nav_width must be >= 1 and candidates >= 0, got {self.nav_width}, {self.candidates}")
-        if self.steps > ((side - crop) // stride + 1) ** 2:
-            raise ValueError(f"steps={self.steps} is more than the {((side - crop) // stride + 1) ** 2} anchors")
+        from .anchors import anchor_tables  # the anchors module builds on this one
+
+        anchors = len(anchor_tables(self)[0])
+        if self.steps > anchors:
+            raise ValueError(f"steps={self.steps} is more than the {anchors} anchors (anchor_region "
+                             f"{self.anchor_region!r})")
 
     @property
     def num_classes(self) -> int:
@@ -171,6 +182,8 @@ class ALNetConfig:
             d = {**d, "selector": "boxes"}
         if "suppress_iou" not in d:  # written before the key: anchors suppressed at IoU >= 0.5
             d = {**d, "suppress_iou": 0.5}
+        if "anchor_region" not in d:  # written before the key: anchors anywhere on the grid
+            d = {**d, "anchor_region": "all"}
         return cls(**d)
 
 

@@ -1,7 +1,8 @@
 """The attention-LSTM stream that chooses among anchors (selector "lstm" or "static").
 
-Anchors are crop_size squares every anchor_stride pixels of the detail image. A navigator reads the face
-at 1/8 of the detail resolution and gives each anchor a feature vector (pooled over its window). At each
+Anchors are crop_size squares every anchor_stride pixels of the detail image, those centred on the face
+(``anchor_region`` "face": an oval of adult facial norms around the alignment template's eyes). A navigator
+reads the face at 1/8 of the detail resolution and gives each anchor a feature vector (pooled over its window). At each
 step the LSTM reads a summary of that map and what it saw at its last glimpse (the map there, or with
 ``feedback="local"`` g and the local CNN's features of the glimpse: the paper's loop), its query scores every
 anchor, anchors that overlap a glimpse already taken are suppressed (IoU >= ``suppress_iou``), and the best one is cut
@@ -23,9 +24,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..preprocess import PreprocessSpec
 from .alnet import ALNetConfig, Glimpses
 
 SUPPRESS = -1.0e4  # added to the score of an anchor that overlaps a glimpse already taken
+# The face in the alignment frame, from adult facial norms (Farkas, "Anthropometry of the Head and Face",
+# 1994; rounded means over both sexes) in interpupillary distances (about 62 mm) from the pupils' midpoint:
+# the hairline (trichion) 1.2 above, the chin (gnathion) 1.75 below, the cheekbones (zygion) 1.1 to each side.
+FACE_UP, FACE_DOWN, FACE_HALF_WIDTH = 1.2, 1.75, 1.1
 
 
 def view_factor(cfg: ALNetConfig) -> int:
@@ -87,13 +93,30 @@ def first_max(score: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return best.amin(dim=1).long()
 
 
-def anchor_tables(cfg: ALNetConfig) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def face_oval(cx, cy, eyes: Tuple[float, float, float, float] = PreprocessSpec.eyes):
+    """Whether points (cx, cy) (fractions of the input square; numpy arrays or tensors) lie inside the face:
+    the ellipse through hairline, chin and cheekbones of the adult norms above, placed by the alignment
+    template's eye centres (``eyes``; PreprocessSpec's default)."""
+    lx, ly, rx, ry = eyes
+    ipd, mx, my = math.hypot(rx - lx, ry - ly), (lx + rx) / 2, (ly + ry) / 2
+    oy = my + (FACE_DOWN - FACE_UP) / 2 * ipd  # the ellipse's centre, below the eyes
+    ax, ay = FACE_HALF_WIDTH * ipd, (FACE_UP + FACE_DOWN) / 2 * ipd
+    return ((cx - mx) / ax) ** 2 + ((cy - oy) / ay) ** 2 <= 1.0
+
+
+def anchor_tables(cfg: ALNetConfig) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(flat index of each anchor's top-left pixel (A,), boxes (A, 4) in [0, 1], overlap (A, A): 1 where
-    IoU >= ``suppress_iou``, offsets (R*R,) of a crop's pixels from its top-left in the flattened image)."""
+    IoU >= ``suppress_iou``, offsets (R*R,) of a crop's pixels from its top-left in the flattened image,
+    each anchor's place (A,) in the navigator's G x G map). With ``anchor_region`` "face" the anchors are
+    those whose centre lies in the face oval (``face_oval``), else every crop_size square of the grid."""
     side, r, s = cfg.input_size, cfg.crop_size, cfg.anchor_stride
     n = (side - r) // s + 1
     ys, xs = torch.meshgrid(torch.arange(n) * s, torch.arange(n) * s, indexing="ij")
     ys, xs = ys.reshape(-1), xs.reshape(-1)
+    cell = torch.arange(n * n)
+    if cfg.anchor_region == "face":
+        keep = face_oval((xs + r / 2) / side, (ys + r / 2) / side)
+        ys, xs, cell = ys[keep], xs[keep], cell[keep]
     starts = ys * side + xs
     boxes = torch.stack([xs, ys, xs + r, ys + r], dim=1).float() / side
     dx = (r - (xs[:, None] - xs[None]).abs()).clamp(min=0)
@@ -101,7 +124,7 @@ def anchor_tables(cfg: ALNetConfig) -> Tuple[torch.Tensor, torch.Tensor, torch.T
     inter = (dx * dy).float()
     overlap = (inter / (2 * r * r - inter) >= cfg.suppress_iou - 1e-6).float()
     rows, cols = torch.meshgrid(torch.arange(r), torch.arange(r), indexing="ij")
-    return starts, boxes, overlap, (rows * side + cols).reshape(-1)
+    return starts, boxes, overlap, (rows * side + cols).reshape(-1), cell
 
 
 class AnchorAttention(Glimpses):
@@ -110,9 +133,10 @@ class AnchorAttention(Glimpses):
     def __init__(self, cfg: ALNetConfig, global_features: int, global_head: nn.Linear):
         super().__init__(cfg, global_features, global_head)
         self.learned, self.size, self.candidates = cfg.selector == "lstm", cfg.crop_size, cfg.candidates
-        starts, boxes, overlap, offsets = anchor_tables(cfg)
+        starts, boxes, overlap, offsets, cell = anchor_tables(cfg)
+        self.every_cell = len(cell) == ((cfg.input_size - cfg.crop_size) // cfg.anchor_stride + 1) ** 2
         for name, t in (("starts", starts), ("anchor_boxes", boxes), ("overlap", overlap), ("offsets", offsets),
-                        ("index", torch.arange(len(starts), dtype=torch.float32))):
+                        ("index", torch.arange(len(starts), dtype=torch.float32)), ("cell", cell)):
             self.register_buffer(name, t, persistent=False)
         self.anchors = len(starts)
         # a learned score per step and anchor (for "static" the whole choice); zero: no anchor preferred
@@ -127,6 +151,11 @@ class AnchorAttention(Glimpses):
             self.lstm = SplitLSTMCell(constant, cfg.nav_width if self.from_map else self.local_features, cfg.hidden)
             self.query = nn.Linear(cfg.hidden, cfg.nav_width)
             self.scale = 1.0 / math.sqrt(cfg.nav_width)
+
+    def _anchor_cells(self, grid: torch.Tensor) -> torch.Tensor:
+        """(B, C, G, G) -> (B, C, A): each anchor's cell of a map (a constant Gather when not every cell is one)."""
+        flat = grid.flatten(2)
+        return flat if self.every_cell else flat.index_select(2, self.cell)
 
     def cut(self, image: torch.Tensor, pick: torch.Tensor) -> torch.Tensor:
         """The anchors ``pick`` (N,) of ``image`` (N,3,D,D) as exact (N,3,R,R) copies of its pixels."""
@@ -171,10 +200,9 @@ class AnchorAttention(Glimpses):
             boxes = self.anchor_boxes[picks].unsqueeze(0).expand(b, -1, -1)
             return dict(zip(("local_logits", "fused_logits"), self._heads(g, feats.mean(dim=0))), boxes=boxes)
         if self.learned:
-            keys = self.navigator(image)  # (B, C, G, G)
-            once = self.lstm.once(self.summary(keys).flatten(1) if self.from_map
-                                  else torch.cat([g, self.summary(keys).flatten(1)], dim=1))
-            keys = keys.flatten(2)  # (B, C, A)
+            grid = self.navigator(image)  # (B, C, G, G)
+            keys, layout = self._anchor_cells(grid), self._anchor_cells(self.summary(grid)).flatten(1)
+            once = self.lstm.once(layout if self.from_map else torch.cat([g, layout], dim=1))  # keys: (B, C, A)
             h = g.new_zeros(b, self.lstm.hidden_size)
             c = g.new_zeros(b, self.lstm.hidden_size)
             last = g.new_zeros(b, keys.shape[1] if self.from_map else self.local_features)
