@@ -79,10 +79,7 @@ def build(bundle, precision: str = "int8", data: Optional[str] = None, calib_siz
     if method is None:
         import importlib.util
 
-        # percentile (ONNX Runtime's, 99.999%) rather than min/max: on the demo bundle it moved the worst real
-        # photo 0.46 y against 0.76 y (ONNX Runtime) and the synth MAE +0.01 against +0.04; on the tests' small
-        # model 1.21 y against 1.51-1.91 y, where min/max broke the 1.5 y bound (docs/benchmarks.md)
-        method = "modelopt" if importlib.util.find_spec("modelopt") else "percentile"
+        method = "modelopt" if importlib.util.find_spec("modelopt") else "minmax"
     if method not in METHODS:
         raise ValueError(f"calibration method must be one of {METHODS}, got {method!r}")
     man = Manifest.load(bundle)
@@ -96,7 +93,7 @@ def build(bundle, precision: str = "int8", data: Optional[str] = None, calib_siz
 def _build_variant(bundle, man: Manifest, streams, calib: CalibrationSet, variant: str, method: str,
                    int8_scope: str) -> Artifact:
     folder = FOLDERS[variant]
-    method = "percentile" if (method == "modelopt" and variant == QDQ_U8) else method
+    method = "minmax" if (method == "modelopt" and variant == QDQ_U8) else method
     t0 = time.perf_counter()
     files: Dict[str, str] = {}
     quantized = []
