@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -79,9 +80,14 @@ def test_dynamic_batching_merges_concurrent_requests(served, local, synth_images
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert not errors, errors
-    after = metrics(served.metrics_url)["alage_global"]
-    requests = after["nv_inference_request_success"] - before.get("nv_inference_request_success", 0)
-    execs = after["nv_inference_exec_count"] - before.get("nv_inference_exec_count", 0)
+    deadline = time.monotonic() + 10  # Triton refreshes its metrics every couple of seconds: wait for the last
+    while True:
+        after = metrics(served.metrics_url)["alage_global"]
+        requests = after["nv_inference_request_success"] - before.get("nv_inference_request_success", 0)
+        execs = after["nv_inference_exec_count"] - before.get("nv_inference_exec_count", 0)
+        if requests >= 160 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     print(f"\n160 requests -> {execs:.0f} executions of alage_global (mean merged batch {requests / execs:.1f})")
     assert requests == 160 and execs < requests
 
