@@ -72,8 +72,8 @@ def logits_close(a: np.ndarray, b: np.ndarray, atol: float, rtol: float) -> bool
 # Trained long enough that INT8 is judged on realistic weights (random or barely trained weights make
 # INT8 look far worse than it is), small enough to build in about a minute. Anchors anywhere on the grid
 # (anchor_region "all"), not the default face oval: with face anchors this small model's INT8 local CNN moved
-# a real photo 1.5-2.4 y under every Q/DQ calibration tried (min/max or percentile, two calibration sets,
-# 3 or 6 joint epochs, its first block float), while the demo model with face anchors holds every INT8 row
+# a real photo 1.04-2.41 y depending on the Q/DQ calibration (min/max or percentile, two calibration sets),
+# 1-6 joint epochs and its first block float or not, while the demo model with face anchors holds every INT8 row
 # (docs/limits.md). The face oval is tested in tests/test_anchors.py and the exported graphs in test_export.
 BUNDLE_LAYOUT = 10  # bump when what export/convert write changes (3: detail image input, synth v4; 4: fused OV IR;
 # 5: GFLOPs in the manifest, a fused INT8 IR; 6: the LSTM anchor selector by default, global_size; 7: its LSTM reads the map;
