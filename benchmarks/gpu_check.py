@@ -4,7 +4,8 @@
     python benchmarks/gpu_check.py [--out DIR] [--bundle BUNDLE] [--global-size 224] [--dry-run]
 
 Needs only what a bare CUDA host with torch has (torch with CUDA, numpy, onnx, onnxruntime,
-cuda.bindings; no OpenVINO, no network). It builds its own small bundle (ONNX + checkpoint) in a
+cuda.bindings; no OpenVINO, no network) and this package installed from the checkout, which needs no network
+either: `pip install --no-deps --no-build-isolation .` (a source tree on PYTHONPATH lacks the export stage). It builds its own small bundle (ONNX + checkpoint) in a
 work folder; a --bundle is copied there first, never written to. Sections, each with a time cap
 and a reason when skipped:
   1 environment   versions, the raw cudaGetDeviceCount result and error name, device, capability
@@ -105,6 +106,12 @@ def make_bundles(work: Path, size: int, user_bundle) -> dict:
     """al_resnet18 exported with ONNX (sections 3, 4, 6) and al_resnet34 as a checkpoint (section 5)."""
     import torch
 
+    try:
+        import alage_edge.convert  # noqa: F401
+    except ModuleNotFoundError as e:
+        raise RuntimeError(f"{e}: the export stage comes with the installed package (`pip install --no-deps "
+                           "--no-build-isolation .` in the checkout); a source tree on PYTHONPATH lacks "
+                           "alage_edge.convert and alage_edge.train") from None
     from alage_edge.convert.bundle import BundleWriter
     from alage_edge.convert.export import export_bundle, stream_io
     from alage_edge.manifest import Artifact
@@ -151,11 +158,19 @@ def main(argv=None) -> int:
     p.add_argument("--global-size", type=int, default=224)
     p.add_argument("--dry-run", action="store_true", help="everything up to the first CUDA call (CPU)")
     args = p.parse_args(argv)
+    if args.bundle and not (Path(args.bundle) / "manifest.json").is_file():
+        p.error(f"--bundle {args.bundle}: not a bundle (expected a folder with manifest.json, as "
+                "`alage-edge export` writes)")
     out = Path(args.out or tempfile.mkdtemp(prefix="gpu_check-"))
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="gpu_check-work-"))
     rep, state = Report(), {}
     from alage_edge import AgeEstimator
+
+    def bundles() -> dict:
+        if "bundles" not in state:
+            raise Skip("no bundles: the environment section did not build them")
+        return state["bundles"]
 
     def environment():
         v = versions()
@@ -215,7 +230,7 @@ def main(argv=None) -> int:
                 f", {dt:.2f} ms", ok=same)
 
     def torch_parity():
-        b = state["bundles"]["al_resnet18"]
+        b = bundles()["al_resnet18"]
         cpu = AgeEstimator.load(b, backend="torch", precision="fp32")
         xs = {n: cpu.spec.random_input(n, seed=n) for n in (1, 3, 8)}
         state["ref"] = {n: cpu.infer(x) for n, x in xs.items()}
@@ -238,7 +253,7 @@ def main(argv=None) -> int:
             raise Skip("--dry-run (no CUDA call made)")
         import torch
 
-        b = state["bundles"]["al_resnet18"]
+        b = bundles()["al_resnet18"]
         for prec in ("fp32", "fp16"):
             eager = AgeEstimator.load(b, backend="torch", precision=prec, device="cuda")
             graphs = AgeEstimator.load(b, backend="torch", precision=prec, device="cuda", cuda_graphs=True)
@@ -278,7 +293,7 @@ def main(argv=None) -> int:
     def latency():
         if args.dry_run:
             raise Skip("--dry-run (no CUDA call made)")
-        for arch, b in state["bundles"].items():
+        for arch, b in bundles().items():
             for mode, kw in (("eager", {}), ("CUDA graphs", {"cuda_graphs": True})):
                 est = AgeEstimator.load(b, backend="torch", precision="fp16", device="cuda", **kw)
                 s = est.spec.size
@@ -299,7 +314,7 @@ def main(argv=None) -> int:
             raise Skip("--dry-run (no CUDA call made)")
         from alage_edge.convert.tensorrt import build
 
-        b = state["bundles"]["al_resnet18"]
+        b = bundles()["al_resnet18"]
         ref = AgeEstimator.load(b, backend="onnxruntime")
         x = state["xs"][8]
         want = ref.infer(x)["age"]

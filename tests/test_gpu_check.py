@@ -29,6 +29,15 @@ def test_gpu_check_dry_run(tiny_bundle, tmp_path):
     assert "| section | check | result | ok |" in (tmp_path / "gpu_check.md").read_text()
 
 
+def test_gpu_check_names_a_bundle_that_is_not_one(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--dry-run",
+                        "--bundle", str(tmp_path / "missing"), "--out", str(tmp_path / "out")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "--bundle" in r.stderr and "missing" in r.stderr and "manifest.json" in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_gpu_check_caps_add_up_to_its_budget_and_a_spent_budget_skips_sections():
     """Issue: SIGALRM cannot interrupt a C++ engine build, and the caps added up to 330 s against 'under 4
     minutes'. Now they add up to the budget, each section gets what is left, and the TensorRT section checks
