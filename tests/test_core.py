@@ -1,5 +1,6 @@
 """The runtime core: one table of what runs what, backends that only fill in hooks, one
 preprocessing call, one package name."""
+import json
 import os
 import subprocess
 import sys
@@ -333,6 +334,9 @@ def test_bench_against_times_deployed_paths_side_by_side(tiny_bundle, tmp_path, 
         (str(tiny_bundle), "deployed (auto)"), (str(tiny_bundle), "fp32"), (str(other), "deployed (auto)"),
         (str(other), "fp32")]
     assert all(r["b1_ms"] > 0 and r["b2_ms"] > 0 and r["mae"] is not None for r in rep["rows"])
+    gs = json.loads((tiny_bundle / "manifest.json").read_text())["model"]["global_size"]
+    assert rep["rows"][0]["model"].startswith(f"{tiny_bundle.name}: ") and f"{gs}px" in rep["rows"][0]["model"]
+    assert rep["rows"][2]["model"].startswith("other: ")  # two bundles of one architecture stay apart
     assert rep["rows"][0]["mae"] == pytest.approx(rep["rows"][2]["mae"])  # the same model, the same faces
     text = format_against(rep)
     assert "interleaved" in text and "no parity record" in text  # auto says why it ran the default

@@ -193,7 +193,7 @@ def run_against(bundles: List[str], batches=(1, 8), data: str = "synth", n: int 
                 est = AgeEstimator.load(b, precision=prec, batch_size=max(batches))
             out = compare.outputs(est, evalset.images)
             mae = float(np.abs(out["age"] - evalset.ages).mean()) if evalset.ages is not None else None
-            paths.append({"bundle": str(b), "model": f"{man.model.get('arch')} {man.preprocess.size}px input",
+            paths.append({"bundle": str(b), "model": model_label(man, b),
                           "gflops": man.data.get("gflops"), "path": kind, "backend": est.describe(), "mae": mae,
                           "why": est.backend.why.get("auto", ""), "est": est, "times": {bb: [] for bb in batches},
                           "x": {bb: man.preprocess.random_input(bb) for bb in batches}})
@@ -222,6 +222,15 @@ def format_against(rep: dict) -> str:
     notes = [f"note: {r['model']}: {r['why']}" for r in rep["rows"] if r["path"].startswith("deployed") and
              "no parity record" in r["why"]]
     return "\n".join([head, table(cols, rows, digits=3)] + notes)
+
+
+def model_label(man, bundle) -> str:
+    """The bundle's folder and what it holds, e.g. ``r224: resnet18 224px global, 448px input``: two models that
+    read the same input at different global sizes must not share a row label."""
+    gs, size = man.model.get("global_size"), man.preprocess.size
+    what = f"{man.model.get('arch')} {gs}px global, {size}px input" if gs and gs != size else \
+        f"{man.model.get('arch')} {size}px"
+    return f"{Path(bundle).name}: {what}"
 
 
 def plot_against(rep: dict, path) -> Path:
