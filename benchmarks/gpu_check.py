@@ -258,13 +258,14 @@ def main(argv=None) -> int:
             eager = AgeEstimator.load(b, backend="torch", precision=prec, device="cuda")
             graphs = AgeEstimator.load(b, backend="torch", precision=prec, device="cuda", cuda_graphs=True)
             seq = [8, 3, 1]
-            want = {n: eager.infer(state["xs"][n])["fused_logits"] for n in seq}
+            xs = state.get("xs") or {n: eager.spec.random_input(n, seed=n) for n in seq}  # parity may have failed
+            want = {n: eager.infer(xs[n])["fused_logits"] for n in seq}
             got, errors = [{}, {}], []
 
             def worker(k):
                 try:
                     for n in [1] + seq:
-                        got[k][n] = graphs.infer(state["xs"][n])["fused_logits"]
+                        got[k][n] = graphs.infer(xs[n])["fused_logits"]
                 except Exception as e:  # noqa: BLE001
                     errors.append(e)
 
@@ -316,7 +317,7 @@ def main(argv=None) -> int:
 
         b = bundles()["al_resnet18"]
         ref = AgeEstimator.load(b, backend="onnxruntime")
-        x = state["xs"][8]
+        x = state["xs"][8] if "xs" in state else ref.spec.random_input(8, seed=8)
         want = ref.infer(x)["age"]
         for prec, bound in (("fp32", 0.05), ("fp16", 0.5), ("int8", 3.0)):
             if rep.left() < TRT_CAP:  # an engine build cannot be interrupted: start one only with room for it
