@@ -63,7 +63,7 @@ def main() -> int:
     from alage_edge.table import table
     from alage_edge.train.evaluate import evaluate_checkpoint
 
-    out = Path(args.out)
+    out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     cache = str(out / "cache")
     data = f"synth:n={args.n},n_test={args.n_test},seed=0,size=448,version=5"
@@ -88,7 +88,9 @@ def main() -> int:
             cmd.append("--resume")
         d.mkdir(parents=True, exist_ok=True)
         log = open(out / f"{d.name}.log", "a")
-        procs[r] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), time.perf_counter(), log)
+        # cwd outside the checkout: its alage_edge/ folder would shadow the installed package (which maps in
+        # the train stage) for `-m`
+        procs[r] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=out), time.perf_counter(), log)
         print(f"started {r}: {' '.join(cmd)}", flush=True)
 
     t_start = time.perf_counter()
