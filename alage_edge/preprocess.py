@@ -7,6 +7,7 @@ One resizer everywhere: Pillow's bilinear (OpenCV's bilinear differs).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 from typing import Optional, Tuple
 
@@ -150,15 +151,30 @@ def centre_square(h: int, w: int, spec: PreprocessSpec) -> InputSquare:
     return InputSquare((w - side) / 2.0, (h - side) / 2.0, side, side, w, h)
 
 
+def _region(img: np.ndarray, box, scale: float):
+    """(Pillow image of the part of ``img`` that resampling ``box`` (x0, y0, x1, y1, picture pixels) can
+    read, the box in that part's coordinates). Pillow's resize reads at most ``scale`` + 1 pixels beyond the
+    box and clamps at the picture's edge, which stays the part's edge, so the result is the whole picture's
+    without copying all of it (a face in a 12-megapixel photo) into Pillow."""
+    Image, _ = _pil()
+    h, w = img.shape[:2]
+    m = int(np.ceil(max(scale, 1.0))) + 2
+    x0, y0 = max(int(np.floor(box[0])) - m, 0), max(int(np.floor(box[1])) - m, 0)
+    x1, y1 = min(int(np.ceil(box[2])) + m, w), min(int(np.ceil(box[3])) + m, h)
+    if (x1 - x0) * (y1 - y0) * 2 > w * h:  # most of the picture: one copy of it is cheaper than two of a part
+        return Image.fromarray(img), tuple(box)
+    part = Image.fromarray(np.ascontiguousarray(img[y0:y1, x0:x1]))
+    return part, (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0)
+
+
 def resize_square(img: np.ndarray, square: InputSquare, size: int) -> np.ndarray:
     """Crop ``square`` (float pixel box) of a uint8 RGB image and resize it to size x size."""
     Image, _ = _pil()
     h, w = img.shape[:2]
     if square.x0 == 0 and square.y0 == 0 and square.w == w == size and square.h == h == size:
         return img
-    im = Image.fromarray(img)
-    out = im.resize((size, size), Image.BILINEAR, box=square.box())
-    return np.asarray(out)
+    im, box = _region(img, square.box(), square.w / size)
+    return np.asarray(im.resize((size, size), Image.BILINEAR, box=box))
 
 
 def warp_square(img: np.ndarray, square: InputSquare, size: int) -> np.ndarray:
@@ -174,15 +190,15 @@ def warp_square(img: np.ndarray, square: InputSquare, size: int) -> np.ndarray:
     corners = square.to_quads(np.array([0.0, 0.0, 1.0, 1.0]))
     bx0, by0 = np.floor(np.clip(corners.min(0), 0, [w, h])).astype(int)
     bx1, by1 = np.ceil(np.clip(corners.max(0), 0, [w, h])).astype(int)
-    im = Image.fromarray(img)
     if bx1 - bx0 < 1 or by1 - by0 < 1:  # entirely outside the picture
         return np.zeros((size, size, 3), np.uint8)
     if k > 1:  # reduce the part of the picture the square covers, antialiased
         sw, sh = max(1, round((bx1 - bx0) / k)), max(1, round((by1 - by0) / k))
-        im = im.resize((sw, sh), Image.BILINEAR, box=(bx0, by0, bx1, by1))
+        im, box = _region(img, (bx0, by0, bx1, by1), max((bx1 - bx0) / sw, (by1 - by0) / sh))
+        im = im.resize((sw, sh), Image.BILINEAR, box=box)
         fx, fy = (bx1 - bx0) / sw, (by1 - by0) / sh
     else:
-        im = im.crop((bx0, by0, bx1, by1))
+        im = Image.fromarray(np.ascontiguousarray(img[by0:by1, bx0:bx1]))
         fx = fy = 1.0
     # output pixel centre (u + .5, v + .5) -> picture point -> reduced-image coordinates (Pillow samples at
     # the coefficients applied to pixel centres)
@@ -197,8 +213,22 @@ def warp_square(img: np.ndarray, square: InputSquare, size: int) -> np.ndarray:
     return np.asarray(out)
 
 
+@functools.lru_cache(maxsize=16)
+def _normalize_table(mean: Tuple[float, ...], std: Tuple[float, ...]) -> np.ndarray:
+    """(3, 256) float32: each channel's value of every uint8 level, computed as the float path does."""
+    levels = np.arange(256, dtype=np.float32)[:, None] * np.float32(1.0 / 255.0)
+    inv_std = np.float32(1.0) / np.asarray(std, dtype=np.float32)
+    return np.ascontiguousarray(((levels - np.asarray(mean, dtype=np.float32)) * inv_std).T)
+
+
 def normalize(img: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     """uint8 (H, W, 3) or (N, H, W, 3) -> float32 (3, H, W) or (N, 3, H, W)."""
+    if isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.ndim in (3, 4) and img.shape[-1] == 3:
+        table = _normalize_table(tuple(spec.mean), tuple(spec.std))  # a lookup: 4x faster, the same numbers
+        out = np.empty(img.shape[:-3] + (3,) + img.shape[-3:-1], np.float32)
+        for c in range(3):
+            out[..., c, :, :] = table[c][img[..., c]]
+        return out
     x = np.asarray(img, dtype=np.float32) * np.float32(1.0 / 255.0)
     mean = np.asarray(spec.mean, dtype=np.float32)
     inv_std = np.float32(1.0) / np.asarray(spec.std, dtype=np.float32)
