@@ -337,6 +337,9 @@ def test_bench_against_times_deployed_paths_side_by_side(tiny_bundle, tmp_path, 
     gs = json.loads((tiny_bundle / "manifest.json").read_text())["model"]["global_size"]
     assert rep["rows"][0]["model"].startswith(f"{tiny_bundle.name}: ") and f"{gs}px" in rep["rows"][0]["model"]
     assert rep["rows"][2]["model"].startswith("other: ")  # two bundles of one architecture stay apart
+    from alage_edge.tools.bench import short_names
+
+    assert short_names(["runs/demo/bundle", "runs/exp/bundle", "r224"]) == ["demo/bundle", "exp/bundle", "r224"]
     assert rep["rows"][0]["mae"] == pytest.approx(rep["rows"][2]["mae"])  # the same model, the same faces
     text = format_against(rep)
     assert "interleaved" in text and "no parity record" in text  # auto says why it ran the default

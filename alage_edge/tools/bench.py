@@ -184,7 +184,7 @@ def run_against(bundles: List[str], batches=(1, 8), data: str = "synth", n: int 
     from . import compare
 
     paths = []
-    for b in bundles:
+    for b, name in zip(bundles, short_names(bundles)):
         man = Manifest.load(b)
         evalset = compare.synth_set(man, data, n, cache_dir)
         for kind, prec in (("deployed (auto)", "auto"), ("fp32", "fp32")):
@@ -193,7 +193,7 @@ def run_against(bundles: List[str], batches=(1, 8), data: str = "synth", n: int 
                 est = AgeEstimator.load(b, precision=prec, batch_size=max(batches))
             out = compare.outputs(est, evalset.images)
             mae = float(np.abs(out["age"] - evalset.ages).mean()) if evalset.ages is not None else None
-            paths.append({"bundle": str(b), "model": model_label(man, b),
+            paths.append({"bundle": str(b), "model": model_label(man, name),
                           "gflops": man.data.get("gflops"), "path": kind, "backend": est.describe(), "mae": mae,
                           "why": est.backend.why.get("auto", ""), "est": est, "times": {bb: [] for bb in batches},
                           "x": {bb: man.preprocess.random_input(bb) for bb in batches}})
@@ -224,13 +224,27 @@ def format_against(rep: dict) -> str:
     return "\n".join([head, table(cols, rows, digits=3)] + notes)
 
 
-def model_label(man, bundle) -> str:
-    """The bundle's folder and what it holds, e.g. ``r224: resnet18 224px global, 448px input``: two models that
-    read the same input at different global sizes must not share a row label."""
+def short_names(bundles) -> List[str]:
+    """Each bundle's path by its fewest last parts that tell it from the others (``demo/bundle`` beside
+    ``exp/bundle``; ``r224`` beside ``r448``)."""
+    parts = [Path(b).resolve().parts for b in bundles]
+    out = []
+    for p in parts:
+        k = 1
+        while k < len(p) and sum(q[-k:] == p[-k:] for q in parts) > 1:
+            k += 1
+        out.append("/".join(p[-k:]))
+    return out
+
+
+def model_label(man, name: str) -> str:
+    """A short name of the bundle and what it holds, e.g. ``r224: resnet18 224px global, 448px input``: two
+    models that read the same input at different global sizes (or two folders named ``bundle``) must not
+    share a row label."""
     gs, size = man.model.get("global_size"), man.preprocess.size
     what = f"{man.model.get('arch')} {gs}px global, {size}px input" if gs and gs != size else \
         f"{man.model.get('arch')} {size}px"
-    return f"{Path(bundle).name}: {what}"
+    return f"{name}: {what}"
 
 
 def plot_against(rep: dict, path) -> Path:
