@@ -226,8 +226,8 @@ def normalize(img: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     if isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.ndim in (3, 4) and img.shape[-1] == 3:
         table = _normalize_table(tuple(spec.mean), tuple(spec.std))  # a lookup: 4x faster, the same numbers
         out = np.empty(img.shape[:-3] + (3,) + img.shape[-3:-1], np.float32)
-        for c in range(3):
-            out[..., c, :, :] = table[c][img[..., c]]
+        for c in range(3):  # mode "clip" is never used (uint8 < 256) but lets take write into a strided out
+            np.take(table[c], img[..., c], out=out[..., c, :, :], mode="clip")
         return out
     x = np.asarray(img, dtype=np.float32) * np.float32(1.0 / 255.0)
     mean = np.asarray(spec.mean, dtype=np.float32)

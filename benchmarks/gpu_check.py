@@ -4,10 +4,10 @@
     python benchmarks/gpu_check.py [--out DIR] [--bundle BUNDLE] [--global-size 224] [--dry-run]
 
 Needs only what a bare CUDA host with torch has (torch with CUDA, numpy, onnx, onnxruntime,
-cuda.bindings; no OpenVINO, no network) and this package installed from the checkout, which needs no network
-either: `pip install --no-deps --no-build-isolation .` (a source tree on PYTHONPATH lacks the export stage). It builds its own small bundle (ONNX + checkpoint) in a
-work folder; a --bundle is copied there first, never written to. Sections, each with a time cap
-and a reason when skipped:
+cuda.bindings; no OpenVINO, no network) and this package installed from the checkout, which needs no
+network either: `pip install --no-deps --no-build-isolation .` (a source tree on PYTHONPATH lacks the
+export stage). It builds its own small bundle (ONNX + checkpoint) in a work folder; a --bundle is
+copied there first, never written to. Sections, each with a time cap and a reason when skipped:
   1 environment   versions, the raw cudaGetDeviceCount result and error name, device, capability
   2 cuda wrapper  malloc, pinned host, H2D/D2H round trip, stream + event + cross-stream wait
   3 torch parity  CUDA fp32/fp16 against CPU fp32 on the same inputs (age drift, logits), batch 1/3/8

@@ -9,8 +9,9 @@ Minutes on a GPU; hours on 2 CPU cores (one row of 3,000 faces and 6 epochs took
 runs in its own process at the same time (the faces are drawn once, first, into OUT/cache); a row that
 is still training at --deadline seconds is stopped and its best checkpoint so far evaluated, with the
 epochs it finished named. Resumes: a row with a result in OUT/results.json is kept. Writes
-OUT/results.json and OUT/results.md; the deployed latency of the same architectures is measured on the
-CPU with `alage-edge export` + `benchmarks/int8_paths.py` (it does not depend on the weights).
+OUT/results.json and OUT/results.md. The deployed latency of the same architectures does not depend on the
+weights: `alage-edge export --arch ...`, `convert --to openvino`, `parity`, then `alage-edge bench AL
+--against PLAIN_S,PLAIN_2S` on the CPU that will run them (docs/experiments.md has the commands).
 """
 from __future__ import annotations
 

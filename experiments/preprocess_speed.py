@@ -12,13 +12,13 @@ import importlib.util
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 from alage_edge import preprocess as now
 from alage_edge.table import table
+from alage_edge.tools.bench import time_infer
 
 
 def load_at(rev: str):
@@ -33,14 +33,16 @@ def load_at(rev: str):
     return mod
 
 
+class _Call:  # what time_infer times: .infer(x)
+    def __init__(self, fn):
+        self.fn = fn
+
+    def infer(self, _):
+        return self.fn()
+
+
 def p50(fn, n: int = 20) -> float:
-    fn()
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts)) * 1e3
+    return float(np.median(time_infer(_Call(fn), None, 1, n)))
 
 
 def main() -> int:
