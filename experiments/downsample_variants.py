@@ -16,6 +16,8 @@ global stem (8 x 3 x 7 x 7, stride 2, random weights), batch 1 and 8, fp32 hint,
   the border: listed for its time only).
 
     python experiments/downsample_variants.py --rounds 7
+    python experiments/downsample_variants.py --torch    (PyTorch eager on the CPU: the depthwise convolution
+                                                          against the model's separable form there)
 """
 from __future__ import annotations
 
@@ -120,13 +122,40 @@ def gather_variants(side: int, crop: int) -> dict:
     return {"GatherElements (the model's)": Elements(), "Gather on the flattened batch": Flat()}
 
 
+def time_torch(side: int, rounds: int) -> None:
+    """PyTorch eager on this CPU, batch 1 and a training batch (64): the depthwise convolution (what the model
+    exports) against ``Downsample2x`` (separable on a CPU), interleaved rounds."""
+    down = Downsample2x()
+    fns = {"depthwise convolution": lambda x: F.conv2d(x, down.weight, stride=2, padding=1, groups=3),
+           "Downsample2x (separable on a CPU)": down}
+    ms = {(n, b): [] for n in fns for b in (1, 64)}
+    with torch.no_grad():
+        for _ in range(rounds):
+            for (n, b) in ms:
+                x = torch.randn(b, 3, side, side)
+                fns[n](x)
+                ts = []
+                for _ in range(10 if b == 64 else 50):
+                    t = time.perf_counter()
+                    fns[n](x)
+                    ts.append(time.perf_counter() - t)
+                ms[(n, b)].append(float(np.median(ts)) * 1e3)
+    print(f"CPU: {cpu_name()} [{cpu_flags()}]; PyTorch {torch.__version__} eager, {torch.get_num_threads()} threads, "
+          f"{side} px, p50 ms, {rounds} interleaved rounds")
+    print(table(["variant", "batch 1", "batch 64"],
+                [[n, f"{np.median(ms[(n, 1)]):.3f}", f"{np.median(ms[(n, 64)]):.2f}"] for n in fns]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=224, help="detail image side (the demo model's: 224)")
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--torch", action="store_true", help="time PyTorch eager on the CPU instead")
     args = ap.parse_args()
     torch.manual_seed(0)
     side = args.size
+    if args.torch:
+        return time_torch(side, args.rounds)
     models = variants(torch.randn(8, 3, 7, 7) * 0.1)
     x = torch.randn(2, 3, side, side)
     ref = models["depthwise (the model's)"](x)

@@ -351,3 +351,22 @@ def test_the_model_knows_nothing_of_the_data_generator():
                   and isinstance(c.value, float)}
         centres = {round(v, 3) for r in REGIONS for v in r[:2]} - {0.5}
         assert not floats & centres, (src, floats & centres)  # none of synth's region centres as a constant
+
+
+def test_downsample_cpu_path_is_the_exported_convolution():
+    """PyTorch on a CPU computes the global stream's 2x filter separably; it must equal the one Conv that
+    exports (and that CUDA runs), a 1-px line at every phase included."""
+    import torch.nn.functional as F
+
+    from alage_edge.model.alnet import Downsample2x
+
+    down = Downsample2x()
+    x = torch.randn(2, 3, 40, 24, dtype=torch.float64)
+    x[:, :, :, 7] += 10.0  # a vertical line at an odd column, a horizontal one at an even row
+    x[:, :, 12, :] += 10.0
+    conv = F.conv2d(x, down.weight.double(), stride=2, padding=1, groups=3)
+    assert torch.allclose(down(x), conv, atol=1e-12)
+    traced = torch.jit.trace(down, torch.randn(1, 3, 16, 16))
+    assert [n.kind() for n in traced.graph.nodes()].count("aten::_convolution") == 1
+    assert torch.allclose(traced(x[:, :, :16, :16].float()), F.conv2d(x[:, :, :16, :16].float(), down.weight,
+                                                                       stride=2, padding=1, groups=3), atol=1e-6)
