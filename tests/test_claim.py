@@ -78,7 +78,8 @@ def test_the_summary_says_whether_a_plain_network_dominates_the_default():
 
 def test_the_claims_default_row_trains_what_the_compact_preset_trains(tmp_path):
     """The row the docs call the default is that preset, option for option (bar the claim's run folder,
-    data and epochs), and the static row differs from it only in the selector."""
+    data and epochs), and the static row differs from it only in the selector and in annealing its glimpses'
+    sampling noise (its better recipe: docs/experiments.md)."""
     from alage_edge.model import model_config
     from alage_edge.train.claim import DEFAULT, train_config
     from alage_edge.train.trainer import TrainConfig
@@ -91,7 +92,8 @@ def test_the_claims_default_row_trains_what_the_compact_preset_trains(tmp_path):
     row = train_config(tmp_path, DEFAULT, 0, "synth", (0, 0, 12), "c", False)
     assert settings(row) == settings(TrainConfig.from_preset("compact", arch="al_resnet18", epochs=(0, 0, 12)))
     static = settings(train_config(tmp_path, "AL static", 0, "synth", (0, 0, 12), "c", False))
-    assert static[0] == settings(row)[0] and {**static[1], "selector": "lstm"} == settings(row)[1]
+    assert {**static[0], "explore_anneal": False} == settings(row)[0] and static[0]["explore_anneal"]
+    assert {**static[1], "selector": "lstm"} == settings(row)[1]
     wide = settings(train_config(tmp_path, "AL lstm 64px", 0, "synth", (0, 0, 12), "c", False))
     assert wide[0] == settings(row)[0] and {**wide[1], "crop_size": row.model["crop_size"]} == settings(row)[1]
 

@@ -374,3 +374,29 @@ def test_with_ema_the_best_checkpoint_holds_the_weights_validation_scored(tmp_pa
         pytest.approx(scored, abs=1e-4)
     raw = read_checkpoint(run / "last.pt")["ema"]["raw_state_dict"]
     assert not all(torch.equal(raw[k], best["state_dict"][k]) for k in raw)
+
+
+@pytest.mark.parametrize("anneal", [False, True])
+def test_explore_anneal_lowers_the_glimpses_sampling_noise_to_zero(tmp_path, monkeypatch, anneal):
+    from alage_edge.model.anchors import AnchorAttention
+
+    seen, real = [], AnchorAttention.outputs
+
+    def outputs(self, image, g):
+        if self.training:
+            seen.append(self.explore_noise)
+        return real(self, image, g)
+
+    monkeypatch.setattr(AnchorAttention, "outputs", outputs)
+    train(_cfg(tmp_path, model=dict(TINY, selector="static"), epochs=(0, 0, 2), explore_anneal=anneal))
+    steps = 2 * 96 // 16
+    assert len(seen) == steps
+    if anneal:
+        assert seen == pytest.approx([1 - (i + 1) / steps for i in range(steps)]) and seen[-1] == 0.0
+    else:
+        assert set(seen) == {1.0}
+
+
+def test_explore_anneal_without_an_anchor_selector_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="explore_anneal applies to the anchor selectors"):
+        Trainer(_cfg(tmp_path, arch="resnet18", explore_anneal=True))

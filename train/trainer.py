@@ -77,6 +77,9 @@ class TrainConfig:
     pretrained: Optional[str] = None  # torchvision-format ImageNet checkpoint for the global backbone
     warm_start: bool = True  # attention stage starts from the trained global stream (see warm_start_attention)
     box_lr_scale: float = 1.0  # learning-rate factor of the LSTM's box layers (0: boxes stay where they start)
+    # an anchor selector samples its training glimpses with Gumbel noise; with this the noise falls linearly to
+    # zero over each stage, so the last steps train on the glimpses the model takes (static anchors: docs)
+    explore_anneal: bool = False
     init: Optional[str] = None  # an alage-edge checkpoint to start from (e.g. trained on IMDB-WIKI)
     resume: bool = False
     overwrite: bool = False  # replace another run's files in ``out`` (else that is refused)
@@ -177,6 +180,10 @@ class Trainer:
             raise ValueError(f"box_lr_scale applies to selector 'boxes' (box layers); selector "
                              f"{self.model.cfg.selector!r} learns its choice by ranking, got box_lr_scale "
                              f"{cfg.box_lr_scale}")
+        if cfg.explore_anneal and not (self.model.cfg.attention and self.model.cfg.selector in ("lstm", "static")):
+            raise ValueError(f"explore_anneal applies to the anchor selectors 'lstm' and 'static' (their sampled "
+                             f"training glimpses); {cfg.arch} has "
+                             + (f"selector {self.model.cfg.selector!r}" if self.model.cfg.attention else "no attention"))
         self.history: List[dict] = []
         self.best = math.inf
         self.skipped: List[str] = []
@@ -393,7 +400,10 @@ class Trainer:
         total, n, t0 = 0.0, 0, time.perf_counter()
         it = bar(loader, desc=f"{stage} {epoch + 1}/{self.epochs_of(stage)}", leave=False,
                  disable=not (cfg.progress and self.main))
+        steps = self.epochs_of(stage) * len(loader)
         for step, (x, age, group, ok, idx) in enumerate(it):
+            if cfg.explore_anneal:  # a function of the step alone: a resumed run samples as the uninterrupted one
+                self.model.attention_stream.explore_noise = max(0.0, 1.0 - (epoch * len(loader) + step + 1) / steps)
             if not bool(ok.all()):
                 self.skipped += bad_items(ds.faces, idx[~ok].tolist())
                 keep = ok.nonzero().flatten()

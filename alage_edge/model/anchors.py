@@ -130,6 +130,8 @@ def anchor_tables(cfg: ALNetConfig) -> Tuple[torch.Tensor, torch.Tensor, torch.T
 class AnchorAttention(Glimpses):
     """(image, g) -> (boxes (B,T,4), local logits (B,K), fused logits (B,K))."""
 
+    explore_noise = 1.0  # scale of the Gumbel noise training samples its glimpses with (the trainer may anneal it)
+
     def __init__(self, cfg: ALNetConfig, global_features: int, global_head: nn.Linear):
         super().__init__(cfg, global_features, global_head)
         self.learned, self.size, self.candidates = cfg.selector == "lstm", cfg.crop_size, cfg.candidates
@@ -216,8 +218,8 @@ class AnchorAttention(Glimpses):
             else:
                 score = self.prior[t].expand(b, -1)
             score = score + SUPPRESS * taken
-            noisy = score - torch.log(-torch.log(torch.rand_like(score).clamp(1e-9, 1 - 1e-9))) if explore \
-                else score  # training samples its glimpses (Gumbel-max): every anchor gets read
+            noisy = score - self.explore_noise * torch.log(-torch.log(torch.rand_like(score).clamp(1e-9, 1 - 1e-9))) \
+                if explore else score  # training samples its glimpses (Gumbel-max): every anchor gets read
             pick = first_max(noisy, self.index)
             if self.learned and self.from_map:  # what the map holds at that anchor; the crops are read below
                 last = torch.gather(keys, 2, pick[:, None, None].expand(-1, self.key_width, 1)).reshape(-1, self.key_width)
