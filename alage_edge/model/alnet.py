@@ -198,7 +198,7 @@ def _halve(x: torch.Tensor, dim: int) -> torch.Tensor:
     out[j] = (x[2j-1] + 3 x[2j] + 3 x[2j+1] + x[2j+2]) / 8, from the even and odd samples."""
     n = x.shape[dim]
     pairs = x.unflatten(dim, (n // 2, 2))
-    even, odd = pairs.select(dim, 0), pairs.select(dim, 1)  # dim now indexes the pair within the new axis
+    even, odd = pairs.select(dim, 0), pairs.select(dim, 1)  # x[2j], x[2j+1]; ``dim`` now indexes j
     zero = torch.zeros_like(even.narrow(dim, 0, 1))
     before = torch.cat([zero, odd.narrow(dim, 0, n // 2 - 1)], dim)  # x[2j-1]
     after = torch.cat([even.narrow(dim, 1, n // 2 - 1), zero], dim)  # x[2j+2]
