@@ -2,24 +2,21 @@
 
 Static anchors gained 0.2-0.4 y when their training glimpses' sampling noise annealed to zero (the local CNN
 ends training on the crops it reads at test); the LSTM lost a little, since less noise also means fewer
-anchors for its ranking to compare (explore_anneal_trial.py). Here each training batch rolls the LSTM out
+anchors for its ranking to compare (explore_anneal_trial.py). Here each training batch rolls the selector out
 twice: greedily, as at test, for the local and fused heads; and with the Gumbel noise, for the ranking loss
 (its sampled glimpses and random candidates, as the package does). Twice the local CNN's crops per face.
-``--model "AL static"``: the same for static anchors (the greedy pass reads their five anchors). The claim's
-rows otherwise (compact preset, synth v5, 3,000 faces, 12 joint epochs); nothing of
-synth is read:
+``--model "AL static"``: the same for static anchors (the greedy pass reads their five anchors; their sampled
+rollout's noise anneals, as the claim's static row trains: ``train --explore-anneal``). The claim's
+rows otherwise (compact preset, synth v5, 3,000 faces, 12 joint epochs); nothing of synth is read:
 
     OMP_NUM_THREADS=1 PYTHONPATH=. python experiments/greedy_read_trial.py --out runs/exp27/greedy --seed 0
     alage-edge eval runs/exp27/greedy/AL_lstm-s0/best.pt --data synth:n=3000,n_test=1000,seed=0,size=224,version=5
 """
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import train.trainer as trainer
 from alage_edge.model.anchors import AnchorAttention
-from train.claim import data_spec, train_config
+from experiments.claim_row import parse
 
 ROLLOUT = AnchorAttention._glimpses
 RANKING = AnchorAttention._ranking_inputs
@@ -42,13 +39,7 @@ def glimpses(self, image, g, explore):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--model", default="AL lstm", choices=["AL lstm", "AL static"])
-    ap.add_argument("--cache", default="runs/claim-v5e/cache")
-    args = ap.parse_args()
-    cfg = train_config(Path(args.out), args.model, args.seed, data_spec(3000, 1000, 5), (0, 0, 12), args.cache, False)
+    _, cfg = parse(__doc__.split("\n\n")[0])
     AnchorAttention._glimpses = glimpses
     AnchorAttention._ranking_inputs = ranking_inputs
     print(trainer.train(cfg))
