@@ -19,4 +19,5 @@ def parse(description: str, extra=None):
         extra(ap)
     args = ap.parse_args()
     cfg = train_config(Path(args.out), args.model, args.seed, data_spec(3000, 1000, 5), (0, 0, 12), args.cache, False)
+    cfg.greedy_heads = False  # as these trials ran: before the heads trained on the greedy glimpses by default
     return args, cfg

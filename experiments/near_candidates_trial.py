@@ -51,6 +51,7 @@ def main() -> None:
     args = ap.parse_args()
     cfg = train_config(Path(args.out).parent, args.model, args.seed, data_spec(3000, 1000, 5), (0, 0, 12),
                        "runs/claim-v5b/cache", False)
+    cfg.greedy_heads = False  # as this trial ran: before the heads trained on the greedy glimpses by default
     cfg.out, cfg.model = args.out, {**cfg.model, "candidates": args.candidates}
     NEAR["k"] = args.near
     AnchorAttention._ranking_inputs = ranking_inputs

@@ -154,6 +154,27 @@ def test_the_choice_is_trained_by_ranking_not_through_the_crop():
         assert grad is None or grad.abs().sum() == 0, name
 
 
+@pytest.mark.parametrize("selector", ["lstm", "static"])
+def test_greedy_heads_read_the_tests_glimpses_and_the_ranking_the_sampled_ones(selector):
+    """With greedy_heads the heads train on the noise-free choice (the glimpses the test reads) and the ranking
+    reads the sampled rollout, exactly as without it under the same random numbers."""
+    m = _model(selector, prior=0.0).train()  # no preferred anchor: the sampled glimpses move away from the greedy
+    att, x = m.attention_stream, torch.randn(4, 3, 128, 128)
+
+    def run(greedy, noise):
+        att.greedy_heads, att.explore_noise = greedy, noise
+        torch.manual_seed(1)
+        return m(x)
+
+    both, sampled, plain = run(True, 1.0), run(False, 1.0), run(False, 0.0)
+    assert not torch.equal(sampled["boxes"], plain["boxes"]), "the noise moved no glimpse: the test sees nothing"
+    assert torch.equal(both["boxes"], plain["boxes"])
+    torch.testing.assert_close(both["fused_logits"], plain["fused_logits"])
+    torch.testing.assert_close(both["local_logits"], plain["local_logits"])
+    assert torch.equal(both["glimpse_scores"], sampled["glimpse_scores"])
+    torch.testing.assert_close(both["glimpse_logits"], sampled["glimpse_logits"])
+
+
 def test_the_ranking_loss_moves_the_scores_towards_the_teacher():
     """A step's scores, pushed by the loss alone, come to rank the glimpse the local CNN reads best first."""
     from train.losses import LossWeights, ranking_loss

@@ -76,6 +76,27 @@ def test_the_summary_says_whether_a_plain_network_dominates_the_default():
     assert "DOMINATES" not in summarise(rows)
 
 
+def test_latencies_timed_on_different_machines_are_never_compared(tmp_path):
+    from alage_edge.train.claim import one_machine, plot, summarise
+
+    def row(model, mae, b1, where):
+        return dict(model=model, seed=0, mae=mae, cs5=0.5, gflops=0.1, deployed_b1_ms=b1, deployed_b8_ms=4 * b1,
+                    deployed_b1="int8", deployed_b8="int8", timed_on=where)
+
+    rows = [row("AL lstm", 4.0, 2.0, "EPYC [avx2], 2 cores"), row("global@2S w16", 3.9, 1.0, "Xeon [amx_int8], 2 cores")]
+    text = summarise(rows)
+    assert "DOMINATES" not in text and "does not dominate" not in text
+    assert "latency timed on Xeon [amx_int8], 2 cores, AL lstm's on EPYC [avx2], 2 cores: not compared" in text
+    rows[1]["timed_on"] = rows[0]["timed_on"]
+    assert "global@2S w16: MAE 3.90 vs 4.00, deployed b1 1.00 vs 2.00 ms" in summarise(rows)
+    rows[1]["timed_on"] = "elsewhere"
+    kept, where = one_machine(rows)  # what the frontier plot draws: the row timed elsewhere has no latency there
+    assert where == "EPYC [avx2], 2 cores" and kept[0] == rows[0] and kept[1]["mae"] == 3.9
+    assert not any(k.startswith("deployed_") for k in kept[1])
+    plot(rows, tmp_path / "frontier.png")
+    assert (tmp_path / "frontier.png").is_file()
+
+
 def test_the_claims_default_row_trains_what_the_compact_preset_trains(tmp_path):
     """The row the docs call the default is that preset, option for option (bar the claim's run folder,
     data and epochs), and the static row differs from it only in the selector and in annealing its glimpses'

@@ -400,3 +400,12 @@ def test_explore_anneal_lowers_the_glimpses_sampling_noise_to_zero(tmp_path, mon
 def test_explore_anneal_without_an_anchor_selector_is_refused(tmp_path):
     with pytest.raises(ValueError, match="explore_anneal applies to the anchor selectors"):
         Trainer(_cfg(tmp_path, arch="resnet18", explore_anneal=True))
+
+
+def test_greedy_heads_are_on_for_anchor_selectors_and_refused_without_one(tmp_path):
+    assert Trainer(_cfg(tmp_path, out=str(tmp_path / "a"))).model.attention_stream.greedy_heads
+    assert not Trainer(_cfg(tmp_path, out=str(tmp_path / "b"), greedy_heads=False)).model.attention_stream.greedy_heads
+    boxes = Trainer(_cfg(tmp_path, out=str(tmp_path / "c"), model=dict(TINY, selector="boxes")))
+    assert not getattr(boxes.model.attention_stream, "greedy_heads", False)  # auto: nothing to switch on
+    with pytest.raises(ValueError, match="greedy_heads applies to the anchor selectors"):
+        Trainer(_cfg(tmp_path, out=str(tmp_path / "d"), arch="resnet18", greedy_heads=True))

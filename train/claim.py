@@ -134,11 +134,27 @@ def deployed(ckpt: Path, work: Path, data: str, cache: str, n_check: int = 300) 
         est.close()
     ms = {k: float(np.median(v)) for k, v in rounds.items()}
     row: Dict[str, object] = {f"{k}_ms": v for k, v in ms.items()}
+    row["timed_on"] = timed_on()
     row.update({f"mae_ov_{p}": v for p, v in mae.items()})
     for b in (1, 8):
         best = min(ok, key=lambda p: ms[f"{p}_b{b}"])
         row[f"deployed_b{b}_ms"], row[f"deployed_b{b}"] = ms[f"{best}_b{b}"], best
     return row
+
+
+def timed_on() -> str:
+    """The machine a row's latency was measured on: CPU name, its vector flags and the cores used."""
+    import os
+
+    from alage_edge.system import cpu_flags, cpu_name
+
+    return f"{cpu_name()} [{cpu_flags()}], {os.cpu_count()} cores"
+
+
+def same_machine(a: dict, b: dict) -> bool:
+    """Whether two timed rows can be compared: measured on one machine class (rows from before the stamp
+    carry none, and count as one machine among themselves only)."""
+    return a.get("timed_on") == b.get("timed_on")
 
 
 def evaluate(out: Path, model: str, seed: int, data: str, cache: str, with_latency: bool) -> dict:
@@ -184,6 +200,11 @@ def summarise(rows: List[dict]) -> str:
             lines.append(f"{m}: MAE {np.mean([r['mae'] for r in rs]):.2f} vs {DEFAULT} "
                          f"{np.mean([r['mae'] for r in mine]):.2f} (no deployed latency measured)")
             continue
+        if not same_machine(t, timed[0]):
+            lines.append(f"{m}: MAE {np.mean([r['mae'] for r in rs]):.2f} vs {np.mean([r['mae'] for r in mine]):.2f}; "
+                         f"latency timed on {t.get('timed_on', 'an unrecorded machine')}, {DEFAULT}'s on "
+                         f"{timed[0].get('timed_on', 'an unrecorded machine')}: not compared")
+            continue
         fast = all(t[f"deployed_b{b}_ms"] <= timed[0][f"deployed_b{b}_ms"] for b in (1, 8))
         verdict = "DOMINATES the default" if acc and fast else "does not dominate"
         lines.append(f"{m}: MAE {np.mean([r['mae'] for r in rs]):.2f} vs {np.mean([r['mae'] for r in mine]):.2f}, "
@@ -200,6 +221,17 @@ def summarise(rows: List[dict]) -> str:
     return table(head, body) + ("\n\n" + "\n".join(lines) if lines else "") + "\n"
 
 
+def one_machine(rows: List[dict]) -> tuple:
+    """(rows, machine): the rows with the latency of those timed on another machine than the default's (or,
+    without a timed default, the first timed row's) left out, and that machine (None if unrecorded)."""
+    ref = next((r for r in rows if r["model"] == DEFAULT and "deployed_b1_ms" in r), None) or \
+        next((r for r in rows if "deployed_b1_ms" in r), None)
+    if ref is None:
+        return rows, None
+    return [r if same_machine(r, ref) else {k: v for k, v in r.items() if not k.startswith("deployed_")}
+            for r in rows], ref.get("timed_on")
+
+
 def plot(rows: List[dict], path: Path) -> None:
     """frontier.png: MAE against the deployed latency at batch 1 and at batch 8 (GFLOPs where no latency)."""
     import matplotlib
@@ -207,6 +239,7 @@ def plot(rows: List[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    rows, where = one_machine(rows)
     timed = any("deployed_b1_ms" in r for r in rows)
     keys = [("deployed_b1_ms", "deployed path, batch 1 (ms)"), ("deployed_b8_ms", "deployed path, batch 8 (ms)")] \
         if timed else [("gflops", "GFLOPs per image")]
@@ -224,7 +257,8 @@ def plot(rows: List[dict], path: Path) -> None:
         ax.set_xlabel(label)
         ax.set_ylabel("MAE on synth test (years)")
         ax.grid(alpha=0.3)
-    fig.suptitle("accuracy / latency frontier (synth, compact preset)", fontsize=10)
+    fig.suptitle("accuracy / latency frontier (synth, compact preset)" + (f"\nlatency timed on {where}" if where else ""),
+                 fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

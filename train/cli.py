@@ -62,6 +62,9 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--explore-anneal", action="store_true",
                    help="selectors 'lstm' and 'static': the noise the training glimpses are sampled with falls "
                         "linearly to zero over each stage (the claim's static anchors train so)")
+    p.add_argument("--greedy-heads", choices=["auto", "on", "off"], default="auto",
+                   help="selectors 'lstm' and 'static': the local and fused heads train on the glimpses taken at "
+                        "test, the ranking on the sampled ones (two rollouts a batch, ~30%% more time; auto: on)")
     p.add_argument("--weight-decay", type=non_negative_float, default=1e-4)
     p.add_argument("--schedule", choices=["cosine", "step"], default="cosine")
     p.add_argument("--warmup-epochs", type=non_negative_float, default=0.5)
@@ -101,7 +104,8 @@ def config_from_args(args):
     return TrainConfig.from_preset(
         args.preset, arch=args.arch, head=args.head, model=model, data=args.data, out=args.out, stage=args.stage,
         weight_decay=args.weight_decay, schedule=args.schedule, warmup_epochs=args.warmup_epochs, weights=weights,
-        clip=args.clip, explore_anneal=args.explore_anneal, amp={"auto": None, "on": True, "off": False}[args.amp],
+        clip=args.clip, explore_anneal=args.explore_anneal,
+        greedy_heads={"auto": None, "on": True, "off": False}[args.greedy_heads], amp={"auto": None, "on": True, "off": False}[args.amp],
         seed=args.seed, workers=args.workers,
         device=args.device, pretrained=args.pretrained, init=args.init, resume=args.resume, overwrite=args.overwrite, cache=args.cache,
         progress=not args.no_progress, **{k: v for k, v in chosen.items() if v is not None})

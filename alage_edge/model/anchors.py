@@ -131,6 +131,9 @@ class AnchorAttention(Glimpses):
     """(image, g) -> (boxes (B,T,4), local logits (B,K), fused logits (B,K))."""
 
     explore_noise = 1.0  # scale of the Gumbel noise training samples its glimpses with (the trainer may anneal it)
+    # training: the local and fused heads read the greedy glimpses (the test's), the ranking the sampled ones
+    # (the trainer sets it: TrainConfig.greedy_heads)
+    greedy_heads = False
 
     def __init__(self, cfg: ALNetConfig, global_features: int, global_head: nn.Linear):
         super().__init__(cfg, global_features, global_head)
@@ -201,10 +204,31 @@ class AnchorAttention(Glimpses):
             feats = self.local(crops).reshape(self.steps, b, self.local_features)
             boxes = self.anchor_boxes[picks].unsqueeze(0).expand(b, -1, -1)
             return dict(zip(("local_logits", "fused_logits"), self._heads(g, feats.mean(dim=0))), boxes=boxes)
+        view = self._view(image, g) if self.learned else None
+        picks, scores, read = self._rollout(image, g, view, explore)
+        if explore and self.greedy_heads:  # the heads read the test's glimpses, the ranking the sampled ones
+            heads_picks, _, heads_read = self._rollout(image, g, view, False)
+        else:
+            heads_picks, heads_read = picks, read
+        out = dict(zip(("local_logits", "fused_logits"), self._heads(g, heads_read.mean(dim=1))))
+        out["boxes"] = torch.stack([self.anchor_boxes[p] for p in heads_picks], dim=1)
+        if self.training:
+            out.update(self._ranking_inputs(image, torch.stack(picks, 1), torch.stack(scores, 1), read))
+        return out
+
+    def _view(self, image: torch.Tensor, g: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """What the LSTM reads of the face, once per image: each anchor's key (B, C, A) and the LSTM's
+        constant input (the map's layout, and g with feedback "local")."""
+        grid = self.navigator(image)  # (B, C, G, G)
+        keys, layout = self._anchor_cells(grid), self._anchor_cells(self.summary(grid)).flatten(1)
+        return keys, self.lstm.once(layout if self.from_map else torch.cat([g, layout], dim=1))
+
+    def _rollout(self, image: torch.Tensor, g: torch.Tensor, view, explore: bool):
+        """The T steps of choice: each step's pick (B,), its scores (B, A), and the local features of the T
+        glimpses (B, T, C). ``explore``: picks sampled by Gumbel-max over the scores."""
+        b = image.shape[0]
         if self.learned:
-            grid = self.navigator(image)  # (B, C, G, G)
-            keys, layout = self._anchor_cells(grid), self._anchor_cells(self.summary(grid)).flatten(1)
-            once = self.lstm.once(layout if self.from_map else torch.cat([g, layout], dim=1))  # keys: (B, C, A)
+            keys, once = view
             h = g.new_zeros(b, self.lstm.hidden_size)
             c = g.new_zeros(b, self.lstm.hidden_size)
             last = g.new_zeros(b, keys.shape[1] if self.from_map else self.local_features)
@@ -230,15 +254,9 @@ class AnchorAttention(Glimpses):
             picks.append(pick)
             scores.append(score)
         if feats:
-            read = torch.stack(feats, dim=1)  # (B, T, C)
-        else:  # feedback "map": the T x B crops in one local CNN call, t-major
-            crops = torch.cat([self.cut(image, p) for p in picks])
-            read = self.local(crops).reshape(self.steps, b, self.local_features).transpose(0, 1)
-        out = dict(zip(("local_logits", "fused_logits"), self._heads(g, read.mean(dim=1))))
-        out["boxes"] = torch.stack([self.anchor_boxes[p] for p in picks], dim=1)
-        if self.training:
-            out.update(self._ranking_inputs(image, torch.stack(picks, 1), torch.stack(scores, 1), read))
-        return out
+            return picks, scores, torch.stack(feats, dim=1)  # (B, T, C)
+        crops = torch.cat([self.cut(image, p) for p in picks])  # feedback "map": the T x B crops in one call, t-major
+        return picks, scores, self.local(crops).reshape(self.steps, b, self.local_features).transpose(0, 1)
 
     def _ranking_inputs(self, image, picks, scores, read) -> Dict[str, torch.Tensor]:
         """What the ranking loss reads: the local head's logits on each candidate glimpse (the T taken and
