@@ -73,7 +73,7 @@ class Steps:
         n = len(self.log) + 1
         if done and not self.cfg.force:
             print(f"[{n}] {title}: up to date (skipped; --force redoes it)", flush=True)
-            self.log.append({"step": name, "skipped": True})
+            self.log.append({"step": name, "skipped": True, "seconds": json.loads(path.read_text()).get("seconds")})
             return
         print(f"\n[{n}] {title}" + (f"\n    same as: {command}" if command else ""), flush=True)
         t = time.perf_counter()
@@ -329,6 +329,7 @@ def write_summary(root: Path, cfg: DemoConfig, steps: Steps) -> None:
     parts += ["## Pictures", "", f"- training curves: curves-{cfg.arch}.png, curves-{cfg.baseline}.png",
               "- latency against drift: bench.png", "- accuracy against GFLOPs: frontier.png",
               "- accuracy against deployed latency, both models: bench-against.png", "- test faces with ages and attention boxes: faces.png", "",
-              "## Steps", ""] + [f"- {s['step']}: " + ("up to date" if s["skipped"] else f"{s['seconds']} s")
+              "## Steps", ""] + [f"- {s['step']}: " + (f"up to date ({s['seconds']} s when it ran)" if s["skipped"] and s.get("seconds") is not None
+                                         else "up to date" if s["skipped"] else f"{s['seconds']} s")
                                   for s in steps.log]
     write_text(root / "summary.md", "\n".join(parts) + "\n")

@@ -323,13 +323,24 @@ def test_bench_profile_names_the_operations_that_take_the_time(tiny_bundle, tmp_
 def test_bench_against_times_deployed_paths_side_by_side(tiny_bundle, tmp_path, monkeypatch):
     import shutil
 
+    from alage_edge.estimator import AgeEstimator
     from alage_edge.tools.bench import format_against, run_against
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     other = tmp_path / "other"
     shutil.copytree(tiny_bundle, other)
+    asked, load = [], AgeEstimator.load.__func__
+
+    def spy(cls, bundle, **kw):
+        asked.append((Path(bundle).name, kw.get("precision"), kw.get("batch_size")))
+        return load(cls, bundle, **kw)
+
+    monkeypatch.setattr(AgeEstimator, "load", classmethod(spy))
     rep = run_against([str(tiny_bundle), str(other)], batches=(1, 2), n=8, rounds=2, iters=3,
                       cache_dir=str(tmp_path / "c"))
+    # auto chooses per batch size (what a user loading with that batch_size runs); fp32 is one path
+    assert asked[:3] == [(tiny_bundle.name, "auto", 2), (tiny_bundle.name, "auto", 1), (tiny_bundle.name, "fp32", 2)]
+    assert rep["rows"][0]["other_batches"] == {}  # no parity record: the default path at both sizes, loaded once
     assert [(r["bundle"], r["path"]) for r in rep["rows"]] == [
         (str(tiny_bundle), "deployed (auto)"), (str(tiny_bundle), "fp32"), (str(other), "deployed (auto)"),
         (str(other), "fp32")]

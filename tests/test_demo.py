@@ -48,6 +48,8 @@ def test_demo_second_run_reuses_what_is_up_to_date(demo_dir, capsys):
     assert run_demo(DemoConfig(out=str(demo_dir), profile="quick", progress=False)) == 0
     out = capsys.readouterr().out
     assert out.count("up to date") >= 7
+    steps = (demo_dir / "summary.md").read_text().split("## Steps")[1]  # what each skipped step cost when it ran
+    assert "- train-al_resnet18: up to date (" in steps and " s when it ran)" in steps
 
 
 def test_a_changed_preset_is_not_taken_as_up_to_date(demo_dir, monkeypatch, capsys):

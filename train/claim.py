@@ -245,6 +245,7 @@ def plot(rows: List[dict], path: Path) -> None:
         if timed else [("gflops", "GFLOPs per image")]
     fig, axes = plt.subplots(1, len(keys), figsize=(6.0 * len(keys), 4.2), dpi=120, squeeze=False)
     for ax, (key, label) in zip(axes[0], keys):
+        points = []
         for m in dict.fromkeys(r["model"] for r in rows):
             rs = [r for r in rows if r["model"] == m]
             xs = [r[key] for r in rs if key in r]
@@ -253,7 +254,13 @@ def plot(rows: List[dict], path: Path) -> None:
             y, err = np.mean([r["mae"] for r in rs]), np.std([r["mae"] for r in rs]) if len(rs) > 1 else 0
             ax.errorbar(np.mean(xs), y, yerr=err, fmt="s" if m.startswith("AL") else "o", capsize=3,
                         color="tab:red" if m == DEFAULT else None)
-            ax.annotate(m, (np.mean(xs), y), textcoords="offset points", xytext=(5, 4), fontsize=7)
+            points.append((float(np.mean(xs)), float(y), m))
+        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+        placed = []
+        for x, y, m in points:  # a label near an earlier one goes below its point, not over the other label
+            near = any(abs(x - px) < 0.08 * (x1 - x0) and abs(y - py) < 0.05 * (y1 - y0) for px, py in placed)
+            ax.annotate(m, (x, y), textcoords="offset points", xytext=(5, -11 if near else 4), fontsize=7)
+            placed.append((x, y))
         ax.set_xlabel(label)
         ax.set_ylabel("MAE on synth test (years)")
         ax.grid(alpha=0.3)
