@@ -252,6 +252,21 @@ def test_a_run_from_before_a_setting_existed_resumes_with_its_default(tmp_path):
         train(_cfg(tmp_path, arch="resnet18", epochs=(1, 0, 0), resume=True, clip=1.0))
 
 
+def test_a_run_from_before_greedy_heads_resumes_only_as_it_trained(tmp_path):
+    """greedy_heads came in on by default; a run stored without the key trained with it off, so resuming it with
+    the default would change what it trains: refused, with the setting that resumes it exactly."""
+    train(_cfg(tmp_path, epochs=(0, 0, 1)))
+    path = tmp_path / "run" / "config.json"
+    stored = json.loads(path.read_text())
+    assert stored["greedy_heads"] is None  # auto: on for this anchor selector, compared as such
+    train(_cfg(tmp_path, epochs=(0, 0, 1), resume=True, greedy_heads=True))  # the same setting, said out loud
+    del stored["greedy_heads"]
+    path.write_text(json.dumps(stored))
+    with pytest.raises(ValueError, match=r"other settings: greedy_heads: False then, True now"):
+        train(_cfg(tmp_path, epochs=(0, 0, 1), resume=True))
+    train(_cfg(tmp_path, epochs=(0, 0, 1), resume=True, greedy_heads=False))
+
+
 def test_a_global_only_run_resumes_when_only_attention_options_changed(tmp_path):
     """A preset moving the local CNN's width or the L1 term's heads must not orphan its finished global-only
     runs (one head: nothing changes in them); it does stop an attention run, and a global-only run whose

@@ -28,7 +28,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from alage_edge.atomic import write_json, write_text
 from alage_edge.data import open_splits
-from alage_edge.model import ALNet, build_model, load_pretrained, read_checkpoint, save_checkpoint
+from alage_edge.model import ALNet, ALNetConfig, build_model, load_pretrained, read_checkpoint, save_checkpoint
 from alage_edge.model.registry import is_global_only, options_it_reads
 from alage_edge.progress import bar
 
@@ -278,7 +278,8 @@ class Trainer:
         stored_path = self.out / "config.json"
         if stored_path.is_file():
             stored, now = json.loads(stored_path.read_text()), _jsonable(self.cfg)
-            before = _jsonable(TrainConfig())  # a key a run's config lacks was added since: it ran with the default
+            # a key a run's config lacks was added since: it ran with the default, or as ADDED_OFF says
+            before = {**_jsonable(TrainConfig()), **ADDED_OFF}
             then = {k: stored.get(k, before.get(k)) for k in set(stored) | set(now)}
             for d in (then, now):
                 d.update(settings_it_reads(d))
@@ -526,13 +527,19 @@ def warm_start_attention(model: ALNet) -> List[str]:
     return done
 
 
+# settings added with a default that changed what runs train: a stored config without the key ran with it off
+ADDED_OFF = {"greedy_heads": False}
+
+
 def settings_it_reads(cfg: dict) -> dict:
     """The model options and loss settings of a stored or current config that change what a run trains: a
     global-only model has one head, so the attention options and ``l1_heads`` change nothing in it (a preset
     moving them must not make its finished runs look different)."""
     arch = str(cfg.get("arch"))
     model = options_it_reads(arch, cfg.get("model") or {})
-    return {"model": model, "l1_heads": "fused" if is_global_only(arch) else cfg.get("l1_heads")}
+    anchors = not is_global_only(arch) and model.get("selector", ALNetConfig.selector) in ("lstm", "static")
+    return {"model": model, "l1_heads": "fused" if is_global_only(arch) else cfg.get("l1_heads"),
+            "greedy_heads": anchors and cfg.get("greedy_heads") is not False}  # auto as what it resolves to
 
 
 def _jsonable(cfg: TrainConfig) -> dict:
