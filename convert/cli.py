@@ -135,9 +135,9 @@ def convert_main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--max-drop", type=non_negative_float,
                    help="openvino int8: accuracy-controlled quantisation, largest allowed MAE increase (years)")
     p.add_argument("--int8-scope", choices=INT8_SCOPES,
-                   help="what goes to INT8: the global stream and the local CNN's convolutions (default; the "
-                        "selector, LSTM and glue stay float), or the global stream only (where INT8 in the local "
-                        "CNN fails parity on your photos)")
+                   help="what goes to INT8: the global stream and the local CNN's convolutions (openvino's "
+                        "default; the selector, LSTM and glue stay float), or the global stream only (qdq's and "
+                        "tensorrt's default: Q/DQ INT8 of the local CNN failed parity on real photos)")
     p.add_argument("--qdq-variant", dest="variant", choices=["both", "tensorrt", "cpu"],
                    help="qdq: s8s8 for TensorRT, u8s8 for CPUs, or both (default)")
     p.add_argument("--dla-core", type=non_negative_int, help="tensorrt: run the global stream on this DLA core")

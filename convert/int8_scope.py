@@ -1,6 +1,6 @@
 """Which parts of the exported graphs may go to INT8 (one rule, used by every quantiser).
 
-Quantise the global stream and the local CNN's convolutions; keep float the
+Quantise the global stream and (OpenVINO's default) the local CNN's convolutions; keep float the
 convolutions that read pixels (``float_convs``) and the attention glue: the
 selector (navigator convolutions, LSTM gate MatMuls, anchor scores and tables),
 the box squash, the grid MatMul, the sampler and the heads.
@@ -12,16 +12,23 @@ the exported attention graph the local CNN's nodes are named
 """
 from __future__ import annotations
 
+from typing import Optional
+
 LOCAL_CNN_PREFIX = "/stream/local/"
 # ONNX op types that are quantised (everything else stays float).
 QUANTIZED_OPS = ("Conv",)
-# What --int8-scope may name, and the default: the global stream and the local CNN's convolutions, with
-# float_convs (below) float as in every INT8 path. On the demo model (LSTM selector) NNCF INT8 of both,
-# one fused IR, moved the worst of 41 real photos 0.60 y and the synth MAE -0.10 y (bounds 1.5 y / 0.3 y;
-# benchmarks/int8_paths.py, docs: benchmarks); with the local CNN's stem in INT8 too it moved a photo
-# 2.07 y. "global" stays offered for a model whose local CNN fails parity in INT8.
+# What --int8-scope may name, and each quantiser's default. Everything outside the global stream and the local
+# CNN's convolutions stays float in every INT8 path, and so do float_convs (below).
+# - OpenVINO (NNCF): "global+local", one fused IR. On the demo model NNCF INT8 of both moved the worst of 41 real
+#   photos 0.60 y and the synth MAE -0.10 y (bounds 1.5 y / 0.3 y; benchmarks/int8_paths.py, docs: benchmarks);
+#   on six trained LSTM models the photos' worst drift was 1.05 y (median; 1.60 y on one, which parity fails).
+# - Q/DQ, and TensorRT, which builds from it: "global". The same six models with the local CNN in Q/DQ INT8 moved a
+#   real photo past 1.5 y on all six in the TensorRT variant (s8s8, run by ONNX Runtime; median 2.24 y) and on two to
+#   four in the CPU one; with the global stream alone all eleven models tried passed (worst photo 0.85 y;
+#   experiments/qdq_scope_trial.py, docs: experiments). Percentile calibration did not change that.
 INT8_SCOPES = ("global", "global+local")
-DEFAULT_INT8_SCOPE = "global+local"
+DEFAULT_INT8_SCOPE = {"openvino": "global+local", "qdq": "global", "tensorrt": "global"}
+
 
 # OpenVINO op types NNCF must leave alone in the attention graph (glue and residual adds).
 OV_GLUE_TYPES = ["MatMul", "Add", "Multiply", "Subtract", "Divide", "GridSample", "Concat", "Sigmoid", "Tanh",
@@ -30,7 +37,10 @@ OV_GLUE_TYPES = ["MatMul", "Add", "Multiply", "Subtract", "Divide", "GridSample"
                  "Gather"]  # ReduceMax reads (every glimpse moved) and the anchor tables (boxes off by 1/256)
 
 
-def check_int8_scope(scope: str) -> str:
+def check_int8_scope(scope: Optional[str], fmt: str) -> str:
+    """The scope asked for, or ``fmt``'s default when none was."""
+    if scope is None:
+        return DEFAULT_INT8_SCOPE[fmt]
     if scope not in INT8_SCOPES:
         raise ValueError(f"--int8-scope must be one of {', '.join(INT8_SCOPES)}, got {scope!r}")
     return scope

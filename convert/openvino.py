@@ -6,8 +6,9 @@ project's AVX2 machine, interleaved: batch 1 2.29-2.36 ms against 2.80-2.83 spli
 against 15.7-16.4). INT8 writes the fused IR too, quantised by the same scope (docs: benchmarks); bf16 keeps
 the split graphs, as its hint differs per stream.
 
-INT8 quantises the global stream and, with ``int8_scope="global+local"`` (the default,
-``int8_scope.DEFAULT_INT8_SCOPE``), the local CNN's convolutions. What every quantiser keeps float
+INT8 quantises the global stream and, with ``int8_scope="global+local"`` (OpenVINO's default,
+``int8_scope.DEFAULT_INT8_SCOPE``; Q/DQ and TensorRT default to the global stream alone), the local CNN's
+convolutions. What every quantiser keeps float
 stays float here too: the convolutions that read pixels (``int8_scope.float_convs``: quantising the
 local CNN's stem moved a real photo 2.07 y, 0.57 y with it float), the selector and the attention glue
 (LSTM gates, scores, tables, heads). ``max_drop`` switches to NNCF's
@@ -30,7 +31,6 @@ from alage_edge.system import package_versions
 from .bundle import updating
 from .calibration import CalibrationSet
 from .int8_scope import (
-    DEFAULT_INT8_SCOPE,
     DOWNSAMPLE,
     OV_GLUE_TYPES,
     SELECTOR_PATTERNS,
@@ -78,7 +78,7 @@ def _advanced():
     return nncf.AdvancedQuantizationParameters(activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX)
 
 
-def _quantize_stream(model, stream: str, calib: CalibrationSet, scope: str = DEFAULT_INT8_SCOPE,
+def _quantize_stream(model, stream: str, calib: CalibrationSet, scope: str,
                      floats: Optional[List[str]] = None):
     import nncf
 
@@ -145,7 +145,7 @@ def _accuracy_controlled(models: Dict[str, object], calib: CalibrationSet, val_i
 
 
 def build(bundle, precision: str = "fp32", data: Optional[str] = None, calib_size: int = 300, calib_min: int = 32,
-          max_drop: Optional[float] = None, int8_scope: str = DEFAULT_INT8_SCOPE, progress: bool = True,
+          max_drop: Optional[float] = None, int8_scope: Optional[str] = None, progress: bool = True,
           cache: Optional[str] = None) -> List[Artifact]:
     """Write openvino/<precision>/{global,attention}.xml (+ .bin; fp32 / fp16 also fused.xml, the whole model)
     and record them in the manifest."""
@@ -153,7 +153,7 @@ def build(bundle, precision: str = "fp32", data: Optional[str] = None, calib_siz
 
     if precision not in ("fp32", "fp16", "int8"):
         raise ValueError(f"OpenVINO IR precision must be fp32, fp16 or int8, got {precision!r}")
-    check_int8_scope(int8_scope)
+    int8_scope = check_int8_scope(int8_scope, "openvino")
     man = Manifest.load(bundle)
     streams = [s for s in ("global", "attention") if s in man.io]
     if "fused" in man.io and "attention" in man.io:
@@ -188,7 +188,7 @@ def build(bundle, precision: str = "fp32", data: Optional[str] = None, calib_siz
                                                     man.head, max_drop, floats["global"])
             info["accuracy_control"] = {"max_drop": max_drop, "metric": "-MAE" if man.head == "dex" else "accuracy"}
         else:
-            models["global"] = _quantize_stream(models["global"], "global", calib, floats=floats["global"])
+            models["global"] = _quantize_stream(models["global"], "global", calib, int8_scope, floats=floats["global"])
         if "attention" in models and int8_scope == "global+local":
             models["attention"] = _quantize_stream(models["attention"], "attention", calib, int8_scope,
                                                    floats["attention"])

@@ -25,7 +25,7 @@ from alage_edge.formats import QDQ_S8
 from alage_edge.manifest import Artifact, Manifest, sha256_file
 
 from .bundle import updating
-from .int8_scope import DEFAULT_INT8_SCOPE, float_convs, is_local_cnn
+from .int8_scope import check_int8_scope, float_convs, is_local_cnn
 from .trt_plan import (
     BuildError,
     StreamPlan,
@@ -212,7 +212,7 @@ def build_stream(trt, man: Manifest, stream: str, plan: StreamPlan, source: Path
 
 
 def build(bundle, precision: str = "fp16", data: Optional[str] = None, calib_size: int = 300, calib_min: int = 32,
-          int8_scope: str = DEFAULT_INT8_SCOPE, dla_core: Optional[int] = None, workspace: float = 2.0,
+          int8_scope: Optional[str] = None, dla_core: Optional[int] = None, workspace: float = 2.0,
           batch: Tuple[int, int, int] = DEFAULT_BATCH, int8_path: Optional[str] = None, progress: bool = True,
           cache: Optional[str] = None, device: int = 0) -> List[Artifact]:
     """Build tensorrt/<stream>.<precision>[.dlaN].<key>.engine (+ .json key) for each stream."""
@@ -222,6 +222,7 @@ def build(bundle, precision: str = "fp16", data: Optional[str] = None, calib_siz
 
     if precision not in ("fp32", "fp16", "int8"):
         raise ValueError(f"TensorRT precision must be fp32, fp16 or int8, got {precision!r}")
+    int8_scope = check_int8_scope(int8_scope, "tensorrt")
     if not (1 <= batch[0] <= batch[1] <= batch[2]):
         raise ValueError(f"--batch must be MIN,OPT,MAX with 1 <= MIN <= OPT <= MAX, got {batch}")
     version = trt.__version__

@@ -41,7 +41,7 @@ def main(argv=None) -> int:
         return scope
 
     def with_params(**kw):
-        def q(model, stream, calib, scope=cov.DEFAULT_INT8_SCOPE, floats=None):
+        def q(model, stream, calib, scope=cov.DEFAULT_INT8_SCOPE["openvino"], floats=None):
             return nncf.quantize(model, calib.nncf_dataset("global" if stream == "fused" else stream),
                                  subset_size=len(calib), ignored_scope=cov.ignored_scope(model, stream, scope, floats),
                                  advanced_parameters=cov._advanced(), **kw)

@@ -112,14 +112,21 @@ def test_qdq_variants(bundle):
     pytest.importorskip("onnxruntime")
     from onnx import numpy_helper
 
+    from alage_edge.convert.int8_scope import check_int8_scope
     from alage_edge.convert.qdq import build
+    from alage_edge.convert.trt_plan import qdq_is_current
 
-    default = build(bundle, data="synth", calib_size=40, variant="cpu", int8_scope="global", progress=False)[0]
-    assert default.info["calibration"]["scope"] == "global"  # the attention stream stays an fp32 copy
+    default = build(bundle, data="synth", calib_size=40, variant="cpu", progress=False)[0]
+    assert default.info["calibration"]["scope"] == "global"  # Q/DQ's default: the attention stream stays an fp32 copy
     assert sha256_file(bundle / default.files["attention"]) == sha256_file(bundle / "attention.onnx")
+    assert default.info["quantized_streams"] == ["global"]
+    # a TensorRT INT8 build with its default scope reuses this Q/DQ model (tensorrt.build's test) instead of
+    # quantising the local CNN behind the user's back
+    assert qdq_is_current(default.info, default.info["calibration"]["sha256"], check_int8_scope(None, "tensorrt"))
+    assert check_int8_scope(None, "openvino") == "global+local"  # NNCF held parity with the local CNN in INT8
     with pytest.raises(ValueError, match="--int8-scope must be one of global, global\\+local, got 'local'"):
         build(bundle, data="synth", calib_size=40, int8_scope="local", progress=False)
-    arts = build(bundle, data="synth", calib_size=40, progress=False)  # the default: global+local
+    arts = build(bundle, data="synth", calib_size=40, int8_scope="global+local", progress=False)
     assert [a.variant for a in arts] == [QDQ_S8, QDQ_U8]
     for art, dtype in zip(arts, (np.int8, np.uint8)):
         m = onnx.load(str(bundle / art.files["attention"]))
@@ -137,7 +144,7 @@ def test_qdq_variants(bundle):
 
 
 def test_qdq_histogram_calibration_takes_any_set_size(bundle):
-    """ORT's percentile/entropy calibrators stack the batches: a set of 44 (not a multiple of 8) failed."""
+    """ORT's percentile calibrator stacks the batches: a set of 44 (not a multiple of 8) failed."""
     pytest.importorskip("onnxruntime")
     from alage_edge.convert.qdq import build
 
@@ -146,12 +153,15 @@ def test_qdq_histogram_calibration_takes_any_set_size(bundle):
     assert art.info["calibration"]["method"] == "percentile" and art.info["calibration"]["images"] == 44
     m = onnx.load(str(bundle / art.files["attention"]))
     assert any(n.op_type == "QuantizeLinear" for n in m.graph.node)
+    # ONNX Runtime's entropy calibrator, as quantize_static builds it, computes the min/max scales: refused
+    with pytest.raises(ValueError, match="'entropy' is not offered: .*min/max scales"):
+        build(bundle, data="synth", calib_size=44, variant="cpu", method="entropy", progress=False)
 
 
 def test_static_check_passes_on_own_bundles(bundle):
     from alage_edge.convert.qdq import build
 
-    build(bundle, data="synth", calib_size=40, progress=False)
+    build(bundle, data="synth", calib_size=40, int8_scope="global+local", progress=False)  # Q/DQ in both streams
     for target in ("tensorrt-10", "tensorrt-11"):
         findings = check_bundle(bundle, target)
         assert not [f for f in findings if f.severity == "error"], findings
@@ -257,7 +267,9 @@ def test_calib_min_is_configurable(bundle, capsys):
 
     assert main(["convert", str(bundle), "--to", "qdq", "--data", "synth", "--calib-size", "20",
                  "--calib-min", "16", "--qdq-variant", "cpu", "--no-progress"]) == 0
-    assert "calibrated on 20 images" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "calibrated on 20 images" in out
+    assert "INT8: global; the attention stream stays float (--int8-scope global+local" in out  # Q/DQ's default
 
 
 def test_openvino_runs_the_whole_model_as_one_ir_except_where_a_stream_needs_its_own(bundle):
